@@ -1,0 +1,300 @@
+//! The backend contract: the one trait a coordination service implements.
+//!
+//! The trait holds primitives only; elections, the leader election service,
+//! retrieval and the HA stores are written once, on top of it. Every method says
+//! what an implementation MUST guarantee; the conformance suite
+//! (feature `conformance`) checks those guarantees on every backend.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::error::Result;
+use crate::name::Path;
+
+/// A backend picked at run time, shared by every election of the process.
+pub type DynBackend = Arc<dyn Backend>;
+
+/// The identity of one backend session (an etcd lease, a ZooKeeper session, a
+/// held lock, a simulated session). Unique per backend client for its lifetime:
+/// a session that is lost is replaced by one with a different id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
+
+/// The state of a backend session, as the process sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionState {
+    /// The session is alive and the server confirms it.
+    Connected,
+    /// The server cannot be reached; the session may still be alive there, until
+    /// the renew deadline at the latest.
+    Suspended,
+    /// The session is gone: every candidate on it was removed by the server.
+    Lost,
+    /// The backend was closed.
+    Closed,
+}
+
+/// A snapshot of the process-wide session, published by [`Backend::session`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// Which session this status is about.
+    pub id: SessionId,
+    /// Its state.
+    pub state: SessionState,
+    /// The instant (local monotonic clock) before which the server cannot have
+    /// expired this session: last confirmed renewal + TTL − safety margin. `None`
+    /// when the session does not rest on a TTL (memory while connected, local).
+    pub renew_deadline: Option<Instant>,
+}
+
+/// What a backend can do, read by generic code and the conformance suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The scheme of the backend's URL (`memory`, `local`, `etcd`, `zk`).
+    pub scheme: &'static str,
+    /// The backend's state (terms, keys) survives a restart of the backend.
+    pub durable: bool,
+    /// The test harness can restart the backend (see the conformance suite).
+    pub restartable: bool,
+    /// Sessions rest on a TTL and publish a renew deadline.
+    pub ttl_sessions: bool,
+    /// The largest value accepted by [`Backend::put`], in bytes.
+    pub max_value_size: usize,
+}
+
+impl Capabilities {
+    /// Capabilities with every flag off and a 1 MiB value limit.
+    pub const fn new(scheme: &'static str) -> Self {
+        Capabilities {
+            scheme,
+            durable: false,
+            restartable: false,
+            ttl_sessions: false,
+            max_value_size: 1024 * 1024,
+        }
+    }
+
+    /// Sets [`Capabilities::durable`].
+    pub const fn with_durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Sets [`Capabilities::restartable`].
+    pub const fn with_restartable(mut self, restartable: bool) -> Self {
+        self.restartable = restartable;
+        self
+    }
+
+    /// Sets [`Capabilities::ttl_sessions`].
+    pub const fn with_ttl_sessions(mut self, ttl_sessions: bool) -> Self {
+        self.ttl_sessions = ttl_sessions;
+        self
+    }
+
+    /// Sets [`Capabilities::max_value_size`].
+    pub const fn with_max_value_size(mut self, max_value_size: usize) -> Self {
+        self.max_value_size = max_value_size;
+        self
+    }
+}
+
+/// A granted place at the head of an election's queue: the fencing handle.
+///
+/// Backends fill `key` with whatever identifies the candidate to them (an etcd
+/// key, a znode path, a queue entry id); generic code treats it as opaque.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Grant {
+    /// The election.
+    pub election: Path,
+    /// The fencing token: strictly greater than every earlier grant's term in
+    /// this election, never reused, even across backend restarts (where
+    /// [`Capabilities::durable`]).
+    pub term: u64,
+    /// The session the candidate lives on; losing it ends the grant.
+    pub session: SessionId,
+    /// The backend's own name for the candidate.
+    pub key: String,
+}
+
+/// The current leader of an election, as any observer sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderRecord {
+    /// The leader's term.
+    pub term: u64,
+    /// The value the leader campaigned with (its participant id or proposal).
+    pub value: Vec<u8>,
+}
+
+/// One waiting or leading candidate, in queue order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The term this candidate will lead with (or leads with).
+    pub term: u64,
+    /// The value it campaigned with.
+    pub value: Vec<u8>,
+}
+
+/// A stored value with its version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    /// The bytes.
+    pub value: Vec<u8>,
+    /// Changes on every write to the key and is never 0; use it with
+    /// [`Condition::Version`].
+    pub version: u64,
+}
+
+/// The precondition of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// Write unconditionally.
+    Any,
+    /// Create: fail with [`Error::AlreadyExists`](crate::Error::AlreadyExists) if
+    /// the key exists.
+    Absent,
+    /// Compare-and-set: fail with
+    /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) unless the key
+    /// exists at exactly this version.
+    Version(u64),
+}
+
+/// A change under a watched prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvEvent {
+    /// The key was created or overwritten.
+    Put {
+        /// The key.
+        key: String,
+        /// Its new value and version.
+        value: Versioned,
+    },
+    /// The key was deleted.
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+impl KvEvent {
+    /// The key the event is about.
+    pub fn key(&self) -> &str {
+        match self {
+            KvEvent::Put { key, .. } | KvEvent::Delete { key } => key,
+        }
+    }
+}
+
+/// A coordination service, as tenure uses it.
+///
+/// One backend value is one client process: it owns one process-wide session that
+/// every election of the process shares. Implementations must be cheap to share
+/// (`Arc<dyn Backend>`) and every method must be callable concurrently.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The process-wide session, as a watch channel of its status.
+    ///
+    /// MUST: publish every change of state, and a new [`SessionId`] whenever a lost
+    /// session is replaced (a watcher that misses `Lost` still sees the id change);
+    /// keep `renew_deadline` current on every renewal; publish `Lost` only after
+    /// the server can no longer hold any candidate of that session; never reuse a
+    /// session id.
+    fn session(&self) -> watch::Receiver<SessionStatus>;
+
+    /// Joins `election`'s queue with `value` under session `session`, and waits
+    /// until this candidate is first.
+    ///
+    /// MUST: fail with [`Error::SessionExpired`](crate::Error::SessionExpired)
+    /// (removing the candidate) if `session` is not the current live session, or
+    /// is lost while waiting — a grant is returned only after the backend has
+    /// confirmed that the candidate still exists under the live session (no
+    /// phantom leader); grant waiting candidates in the order they joined; give
+    /// the grant a term greater than every earlier term of the election. If the
+    /// returned future is dropped before it completes, the candidate MUST be
+    /// removed promptly and never granted.
+    async fn campaign(&self, election: &Path, session: SessionId, value: &[u8]) -> Result<Grant>;
+
+    /// Removes the candidate of `grant` from its queue, handing leadership to the
+    /// next candidate. Idempotent: resigning a candidate that is already gone
+    /// succeeds.
+    async fn resign(&self, grant: &Grant) -> Result<()>;
+
+    /// The current leader of `election`, or `None` when nobody leads.
+    async fn leader(&self, election: &Path) -> Result<Option<LeaderRecord>>;
+
+    /// The candidates of `election`, leader first, in grant order.
+    async fn candidates(&self, election: &Path) -> Result<Vec<Candidate>>;
+
+    /// The leader of `election` now and after every change.
+    ///
+    /// MUST: yield the current leader (or `None`) first, then every change of
+    /// leader in the order the backend applied them; never yield the same record
+    /// twice in a row; never yield an older term after a newer one unless a
+    /// `None` lies between them (a newer leader resigned and an older waiting
+    /// candidate cannot then exist, so this only happens across restarts of a
+    /// non-durable backend). A stream that ends or errors must be re-opened by
+    /// the caller.
+    async fn watch_leader(
+        &self,
+        election: &Path,
+    ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>>;
+
+    /// Reads one key.
+    async fn get(&self, key: &Path) -> Result<Option<Versioned>>;
+
+    /// Every key at or below `prefix` (segment-wise: `a/b` is below `a`, `ab` is
+    /// not), in key order.
+    async fn list(&self, prefix: &Path) -> Result<Vec<(String, Versioned)>>;
+
+    /// Changes at or below `prefix`.
+    ///
+    /// MUST: deliver every change made after the stream is returned, in the order
+    /// the backend applied them, with no gaps (if the backend cannot, the stream
+    /// ends with an error and the caller re-lists).
+    async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>>;
+
+    /// Writes `value` at `key` if `condition` holds and, when `fence` is given,
+    /// only if that grant is still its election's current leader under a live
+    /// session — all checked atomically with the write, at the backend.
+    ///
+    /// MUST: on a failed condition or fence, change nothing and return
+    /// [`Error::Fenced`](crate::Error::Fenced),
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) or
+    /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) (fence checked
+    /// first); reject values above [`Capabilities::max_value_size`] with
+    /// [`Error::TooLarge`](crate::Error::TooLarge). Returns the new version.
+    async fn put(
+        &self,
+        key: &Path,
+        value: &[u8],
+        condition: Condition,
+        fence: Option<&Grant>,
+    ) -> Result<u64>;
+
+    /// Deletes `key` under the same rules as [`Backend::put`]. Returns whether a
+    /// key was deleted; with [`Condition::Version`] a missing key is
+    /// [`Error::NotFound`](crate::Error::NotFound).
+    async fn delete(&self, key: &Path, condition: Condition, fence: Option<&Grant>)
+        -> Result<bool>;
+
+    /// Ends the session (removing its candidates) and releases the client.
+    /// Afterwards the session state is `Closed` and every call fails with
+    /// [`Error::Closed`](crate::Error::Closed).
+    async fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,372 @@
+//! Elections per resource: campaign, lead, resign, close (Trillian's election2
+//! model, made stronger by terms and fencing).
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{DynBackend, SessionState, SessionStatus};
+use crate::error::{Error, Result};
+use crate::leadership::{Leadership, LossReason};
+use crate::name::{Id, Path};
+
+/// What a leadership does when the backend connection is suspended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConnectionPolicy {
+    /// Revoke at once on suspension (Curator's standard policy). The safe default.
+    #[default]
+    RevokeOnSuspended,
+    /// Keep leadership while suspended and revoke only when the session is lost —
+    /// or at the renew deadline, whichever comes first, so leadership still ends
+    /// before the server can expire the session (Flink's
+    /// tolerate-suspended-connections, made safe).
+    RevokeOnLost,
+}
+
+/// Options shared by the elections of a factory.
+#[derive(Clone, Debug, Default)]
+pub struct ElectionOptions {
+    /// What to do on a suspended connection.
+    pub policy: ConnectionPolicy,
+    /// The value candidates campaign with (participant id, proposal); by default a
+    /// new UUID per factory.
+    pub candidate_id: Option<String>,
+}
+
+/// Makes one [`Election`] per resource, all on one backend (and so one session).
+#[derive(Clone)]
+pub struct ElectionFactory {
+    backend: DynBackend,
+    prefix: Option<Path>,
+    policy: ConnectionPolicy,
+    candidate_id: String,
+}
+
+impl fmt::Debug for ElectionFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ElectionFactory")
+            .field("backend", &self.backend)
+            .field("prefix", &self.prefix)
+            .field("policy", &self.policy)
+            .field("candidate_id", &self.candidate_id)
+            .finish()
+    }
+}
+
+impl ElectionFactory {
+    /// A factory whose elections are named by their resource id alone.
+    pub fn new(backend: DynBackend) -> Self {
+        Self::with_options(backend, ElectionOptions::default())
+    }
+
+    /// A factory with explicit options.
+    pub fn with_options(backend: DynBackend, options: ElectionOptions) -> Self {
+        ElectionFactory {
+            backend,
+            prefix: None,
+            policy: options.policy,
+            candidate_id: options
+                .candidate_id
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        }
+    }
+
+    /// Puts every election of this factory under `prefix` (e.g. a cluster id).
+    pub fn with_prefix(mut self, prefix: Path) -> Self {
+        self.prefix = Some(prefix);
+        self
+    }
+
+    /// The backend the elections run on.
+    pub fn backend(&self) -> &DynBackend {
+        &self.backend
+    }
+
+    /// The election for `resource_id` (validated: see [`crate::name`]).
+    pub fn new_election(&self, resource_id: &str) -> Result<Election> {
+        let id = Id::new("resource_id", resource_id)?;
+        let name = match &self.prefix {
+            Some(prefix) => prefix.join(&id),
+            None => Path::from(id),
+        };
+        Ok(Election::new(
+            self.backend.clone(),
+            name,
+            self.candidate_id.as_bytes().to_vec(),
+            self.policy,
+        ))
+    }
+}
+
+/// One election: campaign for it, lead, resign, close.
+///
+/// Cloning shares the election.
+#[derive(Clone)]
+pub struct Election {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: DynBackend,
+    name: Path,
+    value: Vec<u8>,
+    policy: ConnectionPolicy,
+    /// Serializes campaigns, which makes `campaign()` idempotent: a second caller
+    /// waits for the first and then finds its leadership.
+    campaign_lock: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+    closed: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<Leadership>,
+    monitor: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Election {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Election")
+            .field("name", &self.inner.name)
+            .field("policy", &self.inner.policy)
+            .field("closed", &self.inner.closed.is_cancelled())
+            .finish()
+    }
+}
+
+impl Election {
+    /// An election named `name` (a validated path), campaigning with `value`.
+    pub fn new(backend: DynBackend, name: Path, value: Vec<u8>, policy: ConnectionPolicy) -> Self {
+        Election {
+            inner: Arc::new(Inner {
+                backend,
+                name,
+                value,
+                policy,
+                campaign_lock: tokio::sync::Mutex::new(()),
+                state: Mutex::new(State::default()),
+                closed: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The election's name.
+    pub fn name(&self) -> &Path {
+        &self.inner.name
+    }
+
+    /// The backend it runs on.
+    pub fn backend(&self) -> &DynBackend {
+        &self.inner.backend
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The leadership held now, if any.
+    pub fn leadership(&self) -> Option<Leadership> {
+        self.state().current.clone().filter(Leadership::is_held)
+    }
+
+    /// Waits until this process leads the election and returns the leadership.
+    ///
+    /// Idempotent: while leadership is held, every call returns the same
+    /// leadership; concurrent calls share one campaign. Cancellable: dropping the
+    /// future withdraws the candidate. A session lost while waiting is replaced and
+    /// the campaign goes on under the new session; a grant is only ever returned
+    /// for a candidate the backend confirmed under the live session. Transient
+    /// backend errors are retried; other errors are returned.
+    pub async fn campaign(&self) -> Result<Leadership> {
+        let _serial = tokio::select! {
+            guard = self.inner.campaign_lock.lock() => guard,
+            _ = self.inner.closed.cancelled() => return Err(Error::Closed { what: "election" }),
+        };
+        let mut status = self.inner.backend.session();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            if self.inner.closed.is_cancelled() {
+                return Err(Error::Closed { what: "election" });
+            }
+            if let Some(leadership) = self.leadership() {
+                return Ok(leadership);
+            }
+            let session = *status.borrow_and_update();
+            match session.state {
+                SessionState::Connected => {}
+                SessionState::Closed => return Err(Error::Closed { what: "backend" }),
+                SessionState::Suspended | SessionState::Lost => {
+                    // Wait for the backend to reconnect or open a new session.
+                    tokio::select! {
+                        r = status.changed() => if r.is_err() {
+                            return Err(Error::Closed { what: "backend" });
+                        },
+                        _ = self.inner.closed.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
+            let outcome = tokio::select! {
+                r = self.inner.backend.campaign(&self.inner.name, session.id, &self.inner.value) => r,
+                _ = self.inner.closed.cancelled() => return Err(Error::Closed { what: "election" }),
+            };
+            match outcome {
+                Ok(grant) => {
+                    let leadership = Leadership::new(self.inner.backend.clone(), grant);
+                    tracing::info!(election = %self.inner.name, term = leadership.term(), "leadership granted");
+                    let monitor = tokio::spawn(monitor(
+                        self.inner.backend.clone(),
+                        leadership.clone(),
+                        self.inner.policy,
+                    ));
+                    let mut state = self.state();
+                    if self.inner.closed.is_cancelled() {
+                        // Closed between the grant and here: give it back at once.
+                        monitor.abort();
+                        drop(state);
+                        leadership.end(LossReason::Closed);
+                        let _ = self.inner.backend.resign(leadership.grant()).await;
+                        return Err(Error::Closed { what: "election" });
+                    }
+                    if let Some(old) = state.monitor.replace(monitor) {
+                        old.abort();
+                    }
+                    state.current = Some(leadership.clone());
+                    return Ok(leadership);
+                }
+                Err(Error::SessionExpired { .. }) => continue,
+                Err(e) if e.is_retryable() => {
+                    tracing::debug!(election = %self.inner.name, error = %e, "campaign retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = status.changed() => {}
+                        _ = self.inner.closed.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Resigns the leadership held now, if any.
+    pub async fn resign(&self) -> Result<()> {
+        let current = self.state().current.take();
+        match current {
+            Some(leadership) => leadership.resign().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the election: a pending campaign fails with [`Error::Closed`], a
+    /// held leadership ends with [`LossReason::Closed`] and is resigned
+    /// best-effort. After `close` returns, no token of this election fires and
+    /// nothing is written on its behalf.
+    pub async fn close(&self) {
+        self.inner.closed.cancel();
+        let (current, monitor) = {
+            let mut state = self.state();
+            (state.current.take(), state.monitor.take())
+        };
+        if let Some(monitor) = monitor {
+            monitor.abort();
+            let _ = monitor.await;
+        }
+        if let Some(leadership) = current {
+            let first = leadership.end(LossReason::Closed);
+            if first {
+                let _ = self.inner.backend.resign(leadership.grant()).await;
+            }
+        }
+    }
+}
+
+/// Watches one leadership and ends it, with the reason, when the session is lost
+/// or suspended (per policy), when the renew deadline passes, or when the
+/// candidate is no longer the leader. Then removes the candidate if it may still
+/// be there, so the queue moves on.
+async fn monitor(backend: DynBackend, leadership: Leadership, policy: ConnectionPolicy) {
+    let grant = leadership.grant().clone();
+    let token = leadership.token();
+    let mut status = backend.session();
+    let mut leader = None;
+    let reason = loop {
+        let s: SessionStatus = *status.borrow_and_update();
+        if s.id != grant.session || matches!(s.state, SessionState::Lost | SessionState::Closed) {
+            break LossReason::SessionLost;
+        }
+        if s.state == SessionState::Suspended && policy == ConnectionPolicy::RevokeOnSuspended {
+            break LossReason::SessionSuspended;
+        }
+        if leader.is_none() {
+            match backend.watch_leader(&grant.election).await {
+                Ok(stream) => leader = Some(stream),
+                Err(e) => tracing::debug!(election = %grant.election, error = %e, "leader watch failed; retrying"),
+            }
+        }
+        let deadline = s.renew_deadline;
+        tokio::select! {
+            _ = token.cancelled() => return,
+            r = status.changed() => if r.is_err() { break LossReason::Closed },
+            _ = sleep_until_opt(deadline) => break LossReason::RenewDeadlinePassed,
+            event = next_leader(&mut leader) => match event {
+                Some(Ok(Some(record))) if record.term == grant.term => {}
+                Some(Ok(_)) => break LossReason::CandidateRemoved,
+                Some(Err(_)) | None => {
+                    leader = None;
+                    // Re-open after a short pause; the session checks above still run.
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = token.cancelled() => return,
+                    }
+                }
+            },
+        }
+    };
+    if !leadership.end(reason) || reason == LossReason::SessionLost {
+        return;
+    }
+    // The candidate may still be in the queue (suspended, deadline passed): remove
+    // it once the backend can be reached, unless the session goes first.
+    loop {
+        match backend.resign(&grant).await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() => {}
+            Err(_) => return,
+        }
+        tokio::select! {
+            r = status.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if status.borrow().id != grant.session {
+            return;
+        }
+    }
+}
+
+type LeaderStream = futures_util::stream::BoxStream<
+    'static,
+    Result<Option<crate::backend::LeaderRecord>>,
+>;
+
+async fn next_leader(
+    stream: &mut Option<LeaderStream>,
+) -> Option<Result<Option<crate::backend::LeaderRecord>>> {
+    match stream {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+

@@ -1,0 +1,585 @@
+//! The leader election service (Flink's contract): contenders are granted
+//! leadership with a session id, confirm it with their address, and the service
+//! publishes that address — fenced — only while they lead, rewriting it if it is
+//! deleted or changed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::backend::{DynBackend, KvEvent};
+use crate::election::{ConnectionPolicy, Election};
+use crate::error::{Error, Result};
+use crate::leader_info::{validate_address, Layout, LeaderInfo, PublishedInfo};
+use crate::leadership::Leadership;
+use crate::name::{Id, Path};
+
+/// The leader session id of non-HA setups: `00000000-0000-0000-0000-000000000000`.
+pub const DEFAULT_LEADER_SESSION_ID: Uuid = Uuid::nil();
+
+/// A component that wants to lead: told when it is granted or loses leadership.
+///
+/// Calls for one component never overlap and arrive in order; after
+/// [`LeaderElection::close`] returns, none arrive. Keep them quick: start work
+/// (e.g. spawn the [`LeaderElection::confirm_leadership`] call) rather than do it.
+pub trait LeaderContender: Send + Sync + 'static {
+    /// Leadership was granted under `session_id`; confirm it to publish an address.
+    fn grant_leadership(&self, session_id: Uuid);
+    /// Leadership granted earlier ended; stop acting as leader.
+    fn revoke_leadership(&self);
+    /// The service hit an error it could not handle by retrying.
+    fn handle_error(&self, error: &Error);
+}
+
+/// Whether the components of a process share one election.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ElectionMode {
+    /// One election per process shared by every component (Flink's default on
+    /// ZooKeeper): all components lead together, under one session id and term.
+    #[default]
+    Shared,
+    /// One election per component.
+    PerComponent,
+}
+
+/// Leader election for the components of one cluster.
+#[derive(Clone)]
+pub struct LeaderElectionService {
+    inner: Arc<ServiceInner>,
+}
+
+struct ServiceInner {
+    backend: DynBackend,
+    layout: Layout,
+    mode: ElectionMode,
+    policy: ConnectionPolicy,
+    candidate_id: Vec<u8>,
+    drivers: Mutex<HashMap<Path, Arc<Driver>>>,
+}
+
+impl fmt::Debug for LeaderElectionService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaderElectionService")
+            .field("layout", &self.inner.layout)
+            .field("mode", &self.inner.mode)
+            .field("policy", &self.inner.policy)
+            .finish()
+    }
+}
+
+impl LeaderElectionService {
+    /// The service for `cluster_id`, in [`ElectionMode::Shared`] mode.
+    pub fn new(backend: DynBackend, cluster_id: &str) -> Result<Self> {
+        Self::with_mode(backend, cluster_id, ElectionMode::default(), ConnectionPolicy::default())
+    }
+
+    /// The service with an explicit election mode and connection policy.
+    pub fn with_mode(
+        backend: DynBackend,
+        cluster_id: &str,
+        mode: ElectionMode,
+        policy: ConnectionPolicy,
+    ) -> Result<Self> {
+        Ok(LeaderElectionService {
+            inner: Arc::new(ServiceInner {
+                backend,
+                layout: Layout::new(cluster_id)?,
+                mode,
+                policy,
+                candidate_id: Uuid::new_v4().to_string().into_bytes(),
+                drivers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The leader election of one component (validated id, e.g. `dispatcher`).
+    pub fn create_leader_election(&self, component_id: &str) -> Result<LeaderElection> {
+        let component = Layout::component(component_id)?;
+        let election = match self.inner.mode {
+            ElectionMode::Shared => self.inner.layout.shared_election(),
+            ElectionMode::PerComponent => self.inner.layout.component_election(&component),
+        };
+        Ok(LeaderElection {
+            service: self.inner.clone(),
+            info_key: self.inner.layout.connection_info(&component),
+            component,
+            election,
+            slot: Mutex::new(None),
+        })
+    }
+
+    /// Closes every leader election of this service.
+    pub async fn close(&self) {
+        let drivers: Vec<_> = lock(&self.inner.drivers).drain().map(|(_, d)| d).collect();
+        for driver in drivers {
+            driver.close_all().await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No lock here is held across an await or a panic-prone call except contender
+    // callbacks; keep going if one of those panicked.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The leader election of one component.
+pub struct LeaderElection {
+    service: Arc<ServiceInner>,
+    component: Id,
+    election: Path,
+    info_key: Path,
+    slot: Mutex<Option<(Arc<Driver>, Arc<Component>)>>,
+}
+
+impl fmt::Debug for LeaderElection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaderElection")
+            .field("component", &self.component)
+            .field("election", &self.election)
+            .finish()
+    }
+}
+
+impl LeaderElection {
+    /// The component id.
+    pub fn component_id(&self) -> &Id {
+        &self.component
+    }
+
+    /// Starts campaigning for `contender`. Fails if already started or closed.
+    pub fn start(&self, contender: Arc<dyn LeaderContender>) -> Result<()> {
+        let mut slot = lock(&self.slot);
+        if slot.is_some() {
+            return Err(Error::invalid(
+                "contender",
+                self.component.as_str(),
+                "a leader election can be started once",
+            ));
+        }
+        let component = Arc::new(Component::new(
+            self.component.clone(),
+            self.info_key.clone(),
+            contender,
+        ));
+        let (driver, current) = {
+            let mut drivers = lock(&self.service.drivers);
+            let driver = drivers
+                .entry(self.election.clone())
+                .or_insert_with(|| Driver::start(&self.service, self.election.clone()))
+                .clone();
+            let current = driver.add(component.clone());
+            (driver, current)
+        };
+        *slot = Some((driver, component.clone()));
+        drop(slot);
+        // Outside every lock: the contender may call back into the service.
+        if let Some(leadership) = current {
+            component.grant(&leadership);
+        }
+        Ok(())
+    }
+
+    fn parts(&self) -> Option<(Arc<Driver>, Arc<Component>)> {
+        lock(&self.slot).clone()
+    }
+
+    /// The leadership behind `session_id`, if this component holds it now.
+    fn leadership_for(&self, session_id: Uuid) -> Option<(Leadership, Arc<Component>)> {
+        let (driver, component) = self.parts()?;
+        let leadership = driver.leadership()?;
+        let granted = lock(&component.dispatch).granted == Some(session_id);
+        (granted && leadership.session_id() == session_id && leadership.is_held())
+            .then_some((leadership, component))
+    }
+
+    /// Whether `session_id` is this component's current leader session.
+    pub fn has_leadership(&self, session_id: Uuid) -> bool {
+        self.leadership_for(session_id).is_some()
+    }
+
+    /// Confirms leadership of `session_id` and publishes `address` for retrievers,
+    /// with a write fenced by the leadership: it fails with
+    /// [`Error::NotLeader`] or [`Error::Fenced`] and publishes nothing if that
+    /// session no longer leads. While it leads, the published information is
+    /// watched and rewritten if someone deletes or changes it.
+    pub async fn confirm_leadership(&self, session_id: Uuid, address: &str) -> Result<()> {
+        validate_address(address)?;
+        let (leadership, component) = self
+            .leadership_for(session_id)
+            .ok_or(Error::NotLeader { session_id })?;
+        let record = PublishedInfo {
+            info: LeaderInfo {
+                address: address.to_owned(),
+                session_id,
+                term: leadership.term(),
+            },
+            election: leadership.election().to_string(),
+        }
+        .encode();
+        leadership.put(&component.info_key, &record).await?;
+        tracing::info!(component = %component.id, term = leadership.term(), address, "leadership confirmed");
+        let heal = tokio::spawn(self_heal(
+            self.service.backend.clone(),
+            leadership,
+            component.info_key.clone(),
+            record,
+        ));
+        let mut dispatch = lock(&component.dispatch);
+        if dispatch.closed || dispatch.granted != Some(session_id) {
+            heal.abort();
+            return Err(Error::NotLeader { session_id });
+        }
+        if let Some(old) = dispatch.heal.replace(heal) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Runs `action` with the leadership of `session_id` if it is this
+    /// component's current leader session; otherwise fails with
+    /// [`Error::NotLeader`]. Writes inside should be fenced with the leadership
+    /// passed in, since leadership can end while `action` runs.
+    pub async fn run_if_leader<F, Fut, T>(&self, session_id: Uuid, action: F) -> Result<T>
+    where
+        F: FnOnce(Leadership) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let (leadership, _) = self
+            .leadership_for(session_id)
+            .ok_or(Error::NotLeader { session_id })?;
+        Ok(action(leadership).await)
+    }
+
+    /// Stops the contender: no callback reaches it once this returns. If it
+    /// leads, its published information is removed (fenced) and, when it was the
+    /// last component on its election, leadership is resigned.
+    pub async fn close(&self) {
+        let Some((driver, component)) = lock(&self.slot).take() else {
+            return;
+        };
+        let (granted, heal) = component.shut();
+        if let Some(heal) = heal {
+            heal.abort();
+            let _ = heal.await;
+        }
+        if let (Some(session_id), Some(leadership)) = (granted, driver.leadership()) {
+            if leadership.session_id() == session_id && leadership.is_held() {
+                let _ = leadership.delete(&component.info_key).await;
+            }
+        }
+        // Detach and unregister under the service lock, so a concurrent `start`
+        // cannot attach to a driver that is about to stop.
+        let last = {
+            let mut drivers = lock(&self.service.drivers);
+            let last = driver.remove(&component);
+            if last
+                && drivers
+                    .get(&self.election)
+                    .is_some_and(|d| Arc::ptr_eq(d, &driver))
+            {
+                drivers.remove(&self.election);
+            }
+            last
+        };
+        if last {
+            driver.stop().await;
+        }
+    }
+}
+
+/// One component attached to a driver.
+struct Component {
+    id: Id,
+    info_key: Path,
+    contender: Arc<dyn LeaderContender>,
+    /// Held while a callback runs (and by close), which is what makes close
+    /// quiet. Never held together with anything but `dispatch`.
+    callback: Mutex<()>,
+    dispatch: Mutex<Dispatch>,
+}
+
+#[derive(Default)]
+struct Dispatch {
+    closed: bool,
+    granted: Option<Uuid>,
+    heal: Option<JoinHandle<()>>,
+}
+
+impl Component {
+    fn new(id: Id, info_key: Path, contender: Arc<dyn LeaderContender>) -> Self {
+        Component {
+            id,
+            info_key,
+            contender,
+            callback: Mutex::new(()),
+            dispatch: Mutex::new(Dispatch::default()),
+        }
+    }
+
+    fn grant(&self, leadership: &Leadership) {
+        let _callback = lock(&self.callback);
+        {
+            let mut dispatch = lock(&self.dispatch);
+            // Checked under the callback lock: a grant that raced with a
+            // revocation is dropped, so a contender never sees grant after the
+            // matching revoke.
+            if dispatch.closed || !leadership.is_held() || dispatch.granted.is_some() {
+                return;
+            }
+            dispatch.granted = Some(leadership.session_id());
+        }
+        tracing::debug!(component = %self.id, session_id = %leadership.session_id(), "granting");
+        self.contender.grant_leadership(leadership.session_id());
+    }
+
+    fn revoke(&self, leadership: &Leadership) {
+        let _callback = lock(&self.callback);
+        {
+            let mut dispatch = lock(&self.dispatch);
+            if dispatch.closed || dispatch.granted != Some(leadership.session_id()) {
+                return;
+            }
+            dispatch.granted = None;
+            if let Some(heal) = dispatch.heal.take() {
+                heal.abort();
+            }
+        }
+        tracing::debug!(component = %self.id, "revoking");
+        self.contender.revoke_leadership();
+    }
+
+    fn error(&self, error: &Error) {
+        let _callback = lock(&self.callback);
+        if !lock(&self.dispatch).closed {
+            self.contender.handle_error(error);
+        }
+    }
+
+    /// Stops callbacks (waiting for one that runs) and returns what was granted.
+    fn shut(&self) -> (Option<Uuid>, Option<JoinHandle<()>>) {
+        let _callback = lock(&self.callback);
+        let mut dispatch = lock(&self.dispatch);
+        dispatch.closed = true;
+        (dispatch.granted.take(), dispatch.heal.take())
+    }
+}
+
+/// Campaigns for one election on behalf of its components, for as long as any
+/// component is attached, and grants or revokes them all together.
+struct Driver {
+    election: Election,
+    state: Mutex<DriverState>,
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct DriverState {
+    leadership: Option<Leadership>,
+    components: Vec<Arc<Component>>,
+}
+
+impl Driver {
+    fn start(service: &ServiceInner, name: Path) -> Arc<Driver> {
+        let driver = Arc::new(Driver {
+            election: Election::new(
+                service.backend.clone(),
+                name,
+                service.candidate_id.clone(),
+                service.policy,
+            ),
+            state: Mutex::new(DriverState::default()),
+            stop: CancellationToken::new(),
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(driver.clone().run());
+        *lock(&driver.task) = Some(task);
+        driver
+    }
+
+    fn leadership(&self) -> Option<Leadership> {
+        lock(&self.state).leadership.clone()
+    }
+
+    /// Attaches a component; returns the leadership it must be granted, if any.
+    fn add(&self, component: Arc<Component>) -> Option<Leadership> {
+        let mut state = lock(&self.state);
+        state.components.push(component);
+        state.leadership.clone()
+    }
+
+    /// Detaches a component; returns whether it was the last one.
+    fn remove(&self, component: &Arc<Component>) -> bool {
+        let mut state = lock(&self.state);
+        state.components.retain(|c| !Arc::ptr_eq(c, component));
+        state.components.is_empty()
+    }
+
+    fn components(&self) -> Vec<Arc<Component>> {
+        lock(&self.state).components.clone()
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let leadership = tokio::select! {
+                r = self.election.campaign() => r,
+                _ = self.stop.cancelled() => return,
+            };
+            let leadership = match leadership {
+                Ok(l) => l,
+                Err(Error::Closed { .. }) => return,
+                Err(e) => {
+                    tracing::warn!(election = %self.election.name(), error = %e, "campaign failed");
+                    for component in self.components() {
+                        component.error(&e);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.stop.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(50);
+            let components = {
+                let mut state = lock(&self.state);
+                state.leadership = Some(leadership.clone());
+                state.components.clone()
+            };
+            for component in &components {
+                component.grant(&leadership);
+            }
+            tokio::select! {
+                _ = leadership.lost() => {}
+                _ = self.stop.cancelled() => return,
+            }
+            let components = {
+                let mut state = lock(&self.state);
+                state.leadership = None;
+                state.components.clone()
+            };
+            for component in &components {
+                component.revoke(&leadership);
+            }
+        }
+    }
+
+    async fn stop(&self) {
+        self.stop.cancel();
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.election.close().await;
+    }
+
+    async fn close_all(&self) {
+        let components = self.components();
+        for component in components {
+            if let (_, Some(heal)) = component.shut() {
+                heal.abort();
+            }
+        }
+        self.stop().await;
+    }
+}
+
+/// Keeps the published leader information in place while `leadership` lasts:
+/// whenever it is deleted or changed, it is written again (fenced). Ends when
+/// leadership ends or a write is fenced.
+async fn self_heal(backend: DynBackend, leadership: Leadership, key: Path, record: Vec<u8>) {
+    let token = leadership.token();
+    loop {
+        let mut events = match backend.watch(&key).await {
+            Ok(events) => events,
+            Err(_) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    _ = token.cancelled() => return,
+                }
+            }
+        };
+        // Check once after the watch is open: a change between the confirming
+        // write and the watch would otherwise go unnoticed.
+        let mut wrong = !matches!(backend.get(&key).await, Ok(Some(v)) if v.value == record);
+        loop {
+            if wrong {
+                tracing::info!(key = %key, term = leadership.term(), "leader information changed; republishing");
+                match leadership.put(&key, &record).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_retryable() => {}
+                    Err(_) => return,
+                }
+            }
+            let event = tokio::select! {
+                e = events.next() => e,
+                _ = token.cancelled() => return,
+            };
+            wrong = match event {
+                Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => value.value != record,
+                Some(Ok(KvEvent::Delete { key: k })) if k == key.as_str() => true,
+                Some(Ok(_)) => false,
+                Some(Err(_)) | None => break,
+            };
+        }
+    }
+}
+
+/// The always-leader election of non-HA setups (Flink's standalone HA
+/// services): every contender is granted at once with
+/// [`DEFAULT_LEADER_SESSION_ID`], and confirming publishes nothing.
+#[derive(Debug, Default)]
+pub struct StandaloneLeaderElection {
+    contender: Mutex<Option<Arc<dyn LeaderContender>>>,
+}
+
+impl fmt::Debug for dyn LeaderContender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LeaderContender")
+    }
+}
+
+impl StandaloneLeaderElection {
+    /// A standalone leader election.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Grants `contender` leadership with the default session id, at once.
+    pub fn start(&self, contender: Arc<dyn LeaderContender>) {
+        *lock(&self.contender) = Some(contender.clone());
+        contender.grant_leadership(DEFAULT_LEADER_SESSION_ID);
+    }
+
+    /// Whether `session_id` is the default session id and a contender runs.
+    pub fn has_leadership(&self, session_id: Uuid) -> bool {
+        session_id == DEFAULT_LEADER_SESSION_ID && lock(&self.contender).is_some()
+    }
+
+    /// Accepts the confirmation of the default session id.
+    pub fn confirm_leadership(&self, session_id: Uuid, address: &str) -> Result<()> {
+        validate_address(address)?;
+        if self.has_leadership(session_id) {
+            Ok(())
+        } else {
+            Err(Error::NotLeader { session_id })
+        }
+    }
+
+    /// Revokes and forgets the contender.
+    pub fn close(&self) {
+        if let Some(contender) = lock(&self.contender).take() {
+            contender.revoke_leadership();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! A granted leadership: its term, its session id, and the signal that it ended.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::backend::{Condition, DynBackend, Grant};
+use crate::error::{Error, Result};
+use crate::name::Path;
+
+/// Why a leadership ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LossReason {
+    /// The holder resigned.
+    Resigned,
+    /// The backend session behind it was lost (expired, or replaced).
+    SessionLost,
+    /// The connection to the backend was suspended and the connection policy is
+    /// to revoke on suspension.
+    SessionSuspended,
+    /// The candidate's own key or node was deleted, by someone else or by the
+    /// server; another candidate may lead now.
+    CandidateRemoved,
+    /// The session could not be renewed before its renew deadline: the server may
+    /// expire it at any moment, so the holder stepped down first.
+    RenewDeadlinePassed,
+    /// The election or service was closed.
+    Closed,
+}
+
+impl fmt::Display for LossReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LossReason::Resigned => "resigned",
+            LossReason::SessionLost => "backend session lost",
+            LossReason::SessionSuspended => "backend connection suspended",
+            LossReason::CandidateRemoved => "own candidate key deleted",
+            LossReason::RenewDeadlinePassed => "renew deadline passed",
+            LossReason::Closed => "closed",
+        })
+    }
+}
+
+/// Leadership of one election, held from the grant until it ends for any reason.
+///
+/// Like Trillian's mastership context: act only while [`is_held`](Self::is_held),
+/// stop the moment [`token`](Self::token) fires, and make every write that must
+/// not outlive leadership a fenced one ([`put`](Self::put), [`delete`](Self::delete),
+/// or any [`Backend`](crate::Backend) write with `fence = Some(leadership.grant())`),
+/// since a paused process can find out too late. Cloning shares the leadership.
+#[derive(Clone)]
+pub struct Leadership {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    grant: Grant,
+    session_id: Uuid,
+    granted_at: Instant,
+    token: CancellationToken,
+    reason: OnceLock<LossReason>,
+    backend: DynBackend,
+}
+
+impl fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leadership")
+            .field("election", &self.inner.grant.election)
+            .field("term", &self.inner.grant.term)
+            .field("session_id", &self.inner.session_id)
+            .field("lost", &self.loss_reason())
+            .finish()
+    }
+}
+
+impl Leadership {
+    pub(crate) fn new(backend: DynBackend, grant: Grant) -> Self {
+        Leadership {
+            inner: Arc::new(Inner {
+                grant,
+                session_id: Uuid::new_v4(),
+                granted_at: Instant::now(),
+                token: CancellationToken::new(),
+                reason: OnceLock::new(),
+                backend,
+            }),
+        }
+    }
+
+    /// The fencing token: strictly increasing per election, never reused.
+    pub fn term(&self) -> u64 {
+        self.inner.grant.term
+    }
+
+    /// The leader session id, a UUID unique to this grant.
+    pub fn session_id(&self) -> Uuid {
+        self.inner.session_id
+    }
+
+    /// The election this leadership is of.
+    pub fn election(&self) -> &Path {
+        &self.inner.grant.election
+    }
+
+    /// The backend's grant, to fence writes made directly on the backend.
+    pub fn grant(&self) -> &Grant {
+        &self.inner.grant
+    }
+
+    /// When leadership was granted (local monotonic clock).
+    pub fn granted_at(&self) -> Instant {
+        self.inner.granted_at
+    }
+
+    /// Whether leadership is still held, as far as this process knows. A fenced
+    /// write is the only proof; this is the hint to stop early.
+    pub fn is_held(&self) -> bool {
+        !self.inner.token.is_cancelled()
+    }
+
+    /// A token cancelled the moment leadership ends, for any reason. The reason
+    /// is set before the token fires, so [`loss_reason`](Self::loss_reason) is
+    /// always `Some` once the token is cancelled.
+    pub fn token(&self) -> CancellationToken {
+        self.inner.token.clone()
+    }
+
+    /// Why leadership ended, or `None` while it is held.
+    pub fn loss_reason(&self) -> Option<LossReason> {
+        self.inner.reason.get().copied()
+    }
+
+    /// Waits until leadership ends and says why.
+    pub async fn lost(&self) -> LossReason {
+        self.inner.token.cancelled().await;
+        self.loss_reason().unwrap_or(LossReason::Closed)
+    }
+
+    /// Ends leadership with `reason` (the first reason wins). Returns whether this
+    /// call ended it.
+    pub(crate) fn end(&self, reason: LossReason) -> bool {
+        let first = self.inner.reason.set(reason).is_ok();
+        if first {
+            tracing::info!(election = %self.election(), term = self.term(), %reason, "leadership ended");
+            self.inner.token.cancel();
+        }
+        first
+    }
+
+    /// Gives leadership up: the token fires first (so this process stops acting),
+    /// then the candidate is removed so the next one is granted.
+    pub async fn resign(&self) -> Result<()> {
+        self.end(LossReason::Resigned);
+        self.inner.backend.resign(&self.inner.grant).await
+    }
+
+    /// Writes `value` at `key`, only if this leadership is still current — checked
+    /// atomically at the backend. A stale leader gets [`Error::Fenced`] and
+    /// nothing changes.
+    pub async fn put(&self, key: &Path, value: &[u8]) -> Result<u64> {
+        self.put_if(key, value, Condition::Any).await
+    }
+
+    /// [`put`](Self::put) with a version condition as well.
+    pub async fn put_if(&self, key: &Path, value: &[u8], condition: Condition) -> Result<u64> {
+        self.check_held()?;
+        self.inner
+            .backend
+            .put(key, value, condition, Some(&self.inner.grant))
+            .await
+    }
+
+    /// Deletes `key`, only if this leadership is still current.
+    pub async fn delete(&self, key: &Path) -> Result<bool> {
+        self.check_held()?;
+        self.inner
+            .backend
+            .delete(key, Condition::Any, Some(&self.inner.grant))
+            .await
+    }
+
+    /// Fails fast when this process already knows leadership ended; the
+    /// backend's fence is still what makes the write safe.
+    fn check_held(&self) -> Result<()> {
+        match self.loss_reason() {
+            None => Ok(()),
+            Some(reason) => Err(Error::LeadershipLost { reason }),
+        }
+    }
+
+    /// Writes with the backend's fence even after this process believes
+    /// leadership ended: for tests and demos that show the backend rejecting a
+    /// stale leader (a real stale leader does not know it is stale).
+    pub async fn put_unchecked(&self, key: &Path, value: &[u8]) -> Result<u64> {
+        self.inner
+            .backend
+            .put(key, value, Condition::Any, Some(&self.inner.grant))
+            .await
+    }
+}

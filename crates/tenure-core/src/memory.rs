@@ -1,0 +1,622 @@
+//! The `memory:` backend: linearizable, in-process, and able to play several
+//! processes.
+//!
+//! A [`MemoryCluster`] is the "server"; each [`MemoryBackend`] made by
+//! [`MemoryCluster::client`] is one "process" with its own session. Tests (yours
+//! and tenure's) can [`suspend`](MemoryBackend::suspend),
+//! [`partition`](MemoryBackend::partition), [`heal`](MemoryBackend::heal) and
+//! [`expire_session`](MemoryBackend::expire_session) a client to see what their
+//! code does when a real coordination service misbehaves. It is a product
+//! feature, in the spirit of Flink's embedded HA services, not a mock: it keeps
+//! every guarantee of the [`Backend`] contract.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::backend::{
+    Backend, Candidate, Capabilities, Condition, Grant, KvEvent, LeaderRecord, SessionId,
+    SessionState, SessionStatus, Versioned,
+};
+use crate::error::{Error, Result};
+use crate::name::Path;
+
+/// The default session TTL of memory clients: how long a partitioned client's
+/// session survives on the "server".
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
+type Sender<T> = mpsc::UnboundedSender<Result<T>>;
+
+/// An in-process coordination "server" shared by any number of clients.
+#[derive(Clone, Default)]
+pub struct MemoryCluster {
+    shared: Arc<Mutex<Server>>,
+}
+
+impl fmt::Debug for MemoryCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let server = self.lock();
+        f.debug_struct("MemoryCluster")
+            .field("revision", &server.revision)
+            .field("live_sessions", &server.live.len())
+            .field("elections", &server.elections.len())
+            .field("keys", &server.kv.len())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Server {
+    /// Bumped by every change; terms and versions are revisions, so they only grow.
+    revision: u64,
+    /// Session ids handed out so far; sessions are never reused.
+    next_session: u64,
+    /// Sessions the server considers alive.
+    live: HashSet<u64>,
+    elections: HashMap<Path, ElectionState>,
+    kv: BTreeMap<String, Versioned>,
+    kv_watchers: Vec<(Path, Sender<KvEvent>)>,
+}
+
+struct ElectionState {
+    queue: Vec<Entry>,
+    /// Wakes waiting campaigns on any change of the queue.
+    changed: watch::Sender<()>,
+    leader_watchers: Vec<Sender<Option<LeaderRecord>>>,
+    /// The leader last sent to watchers, so only changes are sent.
+    announced: Option<LeaderRecord>,
+}
+
+impl Default for ElectionState {
+    fn default() -> Self {
+        ElectionState {
+            queue: Vec::new(),
+            changed: watch::channel(()).0,
+            leader_watchers: Vec::new(),
+            announced: None,
+        }
+    }
+}
+
+struct Entry {
+    term: u64,
+    session: u64,
+    value: Vec<u8>,
+}
+
+impl ElectionState {
+    fn head(&self) -> Option<LeaderRecord> {
+        self.queue.first().map(|e| LeaderRecord {
+            term: e.term,
+            value: e.value.clone(),
+        })
+    }
+
+    /// Wakes campaigns and tells leader watchers, in the order changes happen
+    /// (we hold the server lock, so the order is the linearization order).
+    fn notify(&mut self) {
+        self.changed.send_replace(());
+        let head = self.head();
+        if head != self.announced {
+            self.leader_watchers
+                .retain(|tx| tx.send(Ok(head.clone())).is_ok());
+            self.announced = head;
+        }
+    }
+}
+
+impl Server {
+    fn bump(&mut self) -> u64 {
+        self.revision += 1;
+        self.revision
+    }
+
+    /// Removes every candidate of `session` and forgets the session.
+    fn expire(&mut self, session: u64) {
+        if !self.live.remove(&session) {
+            return;
+        }
+        for election in self.elections.values_mut() {
+            let before = election.queue.len();
+            election.queue.retain(|e| e.session != session);
+            if election.queue.len() != before {
+                election.notify();
+            }
+        }
+    }
+
+    fn open_session(&mut self) -> u64 {
+        self.next_session += 1;
+        self.live.insert(self.next_session);
+        self.next_session
+    }
+
+    fn remove_candidate(&mut self, election: &Path, term: u64) -> bool {
+        let Some(state) = self.elections.get_mut(election) else {
+            return false;
+        };
+        let before = state.queue.len();
+        state.queue.retain(|e| e.term != term);
+        let removed = state.queue.len() != before;
+        if removed {
+            state.notify();
+        }
+        removed
+    }
+
+    fn check_fence(&self, fence: Option<&Grant>) -> Result<()> {
+        let Some(grant) = fence else { return Ok(()) };
+        let current = self
+            .elections
+            .get(&grant.election)
+            .and_then(|e| e.queue.first())
+            .is_some_and(|head| head.term == grant.term && head.session == grant.session.0);
+        if current && self.live.contains(&grant.session.0) {
+            Ok(())
+        } else {
+            Err(Error::Fenced {
+                election: grant.election.to_string(),
+                term: grant.term,
+            })
+        }
+    }
+
+    fn check_condition(&self, key: &Path, condition: Condition) -> Result<()> {
+        let current = self.kv.get(key.as_str()).map(|v| v.version);
+        match (condition, current) {
+            (Condition::Any, _) | (Condition::Absent, None) => Ok(()),
+            (Condition::Absent, Some(_)) => Err(Error::AlreadyExists {
+                key: key.to_string(),
+            }),
+            (Condition::Version(v), Some(found)) if v == found => Ok(()),
+            (Condition::Version(_), None) => Err(Error::NotFound {
+                key: key.to_string(),
+            }),
+            (Condition::Version(expected), actual) => Err(Error::VersionMismatch {
+                key: key.to_string(),
+                expected,
+                actual,
+            }),
+        }
+    }
+
+    fn publish(&mut self, event: KvEvent) {
+        self.kv_watchers.retain(|(prefix, tx)| {
+            !prefix.contains(event.key()) || tx.send(Ok(event.clone())).is_ok()
+        });
+    }
+}
+
+impl MemoryCluster {
+    /// A new, empty cluster.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new client ("process") with its own session and the default TTL.
+    pub fn client(&self) -> MemoryBackend {
+        self.client_with_ttl(DEFAULT_TTL)
+    }
+
+    /// A new client whose session survives a partition for `ttl`.
+    pub fn client_with_ttl(&self, ttl: Duration) -> MemoryBackend {
+        let session = self.lock().open_session();
+        let (status, _) = watch::channel(SessionStatus {
+            id: SessionId(session),
+            state: SessionState::Connected,
+            renew_deadline: None,
+        });
+        MemoryBackend {
+            cluster: self.clone(),
+            client: Arc::new(Client {
+                status,
+                link: Mutex::new(Link::Connected),
+                ttl,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Server> {
+        // The lock is never held across an await or a user callback, so a poisoned
+        // lock means a bug in this file; keep serving rather than cascade panics.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One client of a [`MemoryCluster`]: a simulated process with one session.
+///
+/// Cloning gives another handle to the same client (same session).
+#[derive(Clone)]
+pub struct MemoryBackend {
+    cluster: MemoryCluster,
+    client: Arc<Client>,
+}
+
+struct Client {
+    status: watch::Sender<SessionStatus>,
+    link: Mutex<Link>,
+    ttl: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Connected,
+    /// Cut off from the server; the server keeps the session.
+    Suspended,
+    /// Cut off; the server expires the session once the TTL has run out.
+    Partitioned,
+    Closed,
+}
+
+impl fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("session", &self.client.status.borrow().id)
+            .field("link", &self.link())
+            .field("ttl", &self.client.ttl)
+            .finish()
+    }
+}
+
+impl MemoryBackend {
+    /// A client of a new cluster of its own: the quickest way to embed tenure.
+    pub fn new() -> Self {
+        MemoryCluster::new().client()
+    }
+
+    /// The cluster this client talks to (to make more clients of it).
+    pub fn cluster(&self) -> &MemoryCluster {
+        &self.cluster
+    }
+
+    fn link(&self) -> Link {
+        *self.client.link.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_link(&self, link: Link) -> Link {
+        std::mem::replace(
+            &mut *self.client.link.lock().unwrap_or_else(|e| e.into_inner()),
+            link,
+        )
+    }
+
+    fn session_id(&self) -> u64 {
+        self.client.status.borrow().id.0
+    }
+
+    /// The server side of every call: fails unless the client can reach it.
+    fn server(&self) -> Result<MutexGuard<'_, Server>> {
+        match self.link() {
+            Link::Connected => Ok(self.cluster.lock()),
+            Link::Closed => Err(Error::Closed { what: "memory backend" }),
+            Link::Suspended | Link::Partitioned => {
+                Err(Error::unavailable("memory client is cut off from its cluster"))
+            }
+        }
+    }
+
+    /// Expires this client's session on the server now, as if its TTL ran out:
+    /// its candidates are removed, it sees `Lost`, and (while connected) a new
+    /// session is opened at once.
+    pub fn expire_session(&self) {
+        let old = self.session_id();
+        self.cluster.lock().expire(old);
+        if self.link() == Link::Connected {
+            self.replace_session(old);
+        }
+    }
+
+    /// Cuts the client off from the server without the server noticing: calls
+    /// fail as unavailable and the session is `Suspended`, but it stays alive on
+    /// the server until [`heal`](Self::heal) or [`expire_session`](Self::expire_session).
+    pub fn suspend(&self) {
+        self.cut_off(Link::Suspended);
+    }
+
+    /// Cuts the client off from the server as a network partition would: the
+    /// session is `Suspended` with a renew deadline, and the server expires it once
+    /// the TTL has run out (on tokio's clock, so paused-time tests can advance it).
+    /// Must be called inside a tokio runtime.
+    pub fn partition(&self) {
+        self.cut_off(Link::Partitioned);
+        let session = self.session_id();
+        let this = self.clone();
+        let expires = Instant::now() + self.client.ttl;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(expires).await;
+            if this.link() == Link::Partitioned && this.session_id() == session {
+                this.cluster.lock().expire(session);
+            }
+        });
+    }
+
+    fn cut_off(&self, link: Link) {
+        if self.set_link(link) == Link::Closed {
+            self.set_link(Link::Closed);
+            return;
+        }
+        let ttl = self.client.ttl;
+        let deadline = (link == Link::Partitioned).then(|| Instant::now() + ttl - ttl / 5);
+        self.client.status.send_modify(|s| {
+            s.state = SessionState::Suspended;
+            s.renew_deadline = deadline;
+        });
+    }
+
+    /// Reconnects a suspended or partitioned client. If the server expired its
+    /// session meanwhile, the client sees `Lost` and then a new session.
+    pub fn heal(&self) {
+        if matches!(self.link(), Link::Closed | Link::Connected) {
+            return;
+        }
+        self.set_link(Link::Connected);
+        let old = self.session_id();
+        let alive = self.cluster.lock().live.contains(&old);
+        if alive {
+            self.client.status.send_modify(|s| {
+                s.state = SessionState::Connected;
+                s.renew_deadline = None;
+            });
+        } else {
+            self.replace_session(old);
+        }
+    }
+
+    fn replace_session(&self, old: u64) {
+        self.client.status.send_modify(|s| {
+            if s.id.0 == old {
+                s.state = SessionState::Lost;
+            }
+        });
+        let new = self.cluster.lock().open_session();
+        self.client.status.send_replace(SessionStatus {
+            id: SessionId(new),
+            state: SessionState::Connected,
+            renew_deadline: None,
+        });
+    }
+
+    fn check_size(&self, value: &[u8]) -> Result<()> {
+        let limit = self.capabilities().max_value_size;
+        if value.len() > limit {
+            return Err(Error::TooLarge {
+                field: "value",
+                size: value.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Removes a waiting candidate whose campaign future was dropped.
+struct CandidateGuard<'a> {
+    cluster: &'a MemoryCluster,
+    election: &'a Path,
+    term: u64,
+    armed: bool,
+}
+
+impl Drop for CandidateGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cluster.lock().remove_candidate(self.election, self.term);
+        }
+    }
+}
+
+fn receiver_stream<T: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<Result<T>>,
+) -> BoxStream<'static, Result<T>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new("memory").with_ttl_sessions(true)
+    }
+
+    fn session(&self) -> watch::Receiver<SessionStatus> {
+        self.client.status.subscribe()
+    }
+
+    async fn campaign(&self, election: &Path, session: SessionId, value: &[u8]) -> Result<Grant> {
+        self.check_size(value)?;
+        let expired = || Error::SessionExpired { session: session.0 };
+        let term = {
+            let mut server = self.server()?;
+            if self.session_id() != session.0 || !server.live.contains(&session.0) {
+                return Err(expired());
+            }
+            let term = server.bump();
+            let state = server.elections.entry(election.clone()).or_default();
+            state.queue.push(Entry {
+                term,
+                session: session.0,
+                value: value.to_vec(),
+            });
+            state.notify();
+            term
+        };
+        let mut guard = CandidateGuard {
+            cluster: &self.cluster,
+            election,
+            term,
+            armed: true,
+        };
+        let mut status = self.session();
+        loop {
+            let mut changed = {
+                let server = self.cluster.lock();
+                let state = &server.elections[election];
+                let position = state.queue.iter().position(|e| e.term == term);
+                match position {
+                    // Our candidate is gone: the server expired the session, or
+                    // someone deleted it. Never grant a candidate that does not exist.
+                    None => {
+                        guard.armed = false;
+                        return Err(expired());
+                    }
+                    Some(0) if self.link() == Link::Connected => {
+                        guard.armed = false;
+                        return Ok(Grant {
+                            election: election.clone(),
+                            term,
+                            session,
+                            key: term.to_string(),
+                        });
+                    }
+                    Some(_) => state.changed.subscribe(),
+                }
+            };
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = status.changed() => {
+                    let s = *status.borrow_and_update();
+                    if s.id != session || matches!(s.state, SessionState::Lost | SessionState::Closed) {
+                        // The guard removes the candidate (if the server has not).
+                        return Err(expired());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn resign(&self, grant: &Grant) -> Result<()> {
+        self.server()?.remove_candidate(&grant.election, grant.term);
+        Ok(())
+    }
+
+    async fn leader(&self, election: &Path) -> Result<Option<LeaderRecord>> {
+        Ok(self.server()?.elections.get(election).and_then(|e| e.head()))
+    }
+
+    async fn candidates(&self, election: &Path) -> Result<Vec<Candidate>> {
+        Ok(self
+            .server()?
+            .elections
+            .get(election)
+            .map(|e| {
+                e.queue
+                    .iter()
+                    .map(|c| Candidate {
+                        term: c.term,
+                        value: c.value.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn watch_leader(
+        &self,
+        election: &Path,
+    ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut server = self.server()?;
+        let state = server.elections.entry(election.clone()).or_default();
+        // Current value first, then changes: both under the lock, so nothing is
+        // missed or reordered in between.
+        let _ = tx.send(Ok(state.head()));
+        state.leader_watchers.push(tx);
+        Ok(receiver_stream(rx))
+    }
+
+    async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
+        Ok(self.server()?.kv.get(key.as_str()).cloned())
+    }
+
+    async fn list(&self, prefix: &Path) -> Result<Vec<(String, Versioned)>> {
+        let server = self.server()?;
+        Ok(server
+            .kv
+            .range(prefix.as_str().to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix.as_str()))
+            .filter(|(k, _)| prefix.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.server()?.kv_watchers.push((prefix.clone(), tx));
+        Ok(receiver_stream(rx))
+    }
+
+    async fn put(
+        &self,
+        key: &Path,
+        value: &[u8],
+        condition: Condition,
+        fence: Option<&Grant>,
+    ) -> Result<u64> {
+        self.check_size(value)?;
+        let mut server = self.server()?;
+        server.check_fence(fence)?;
+        server.check_condition(key, condition)?;
+        let version = server.bump();
+        let stored = Versioned {
+            value: value.to_vec(),
+            version,
+        };
+        server.kv.insert(key.to_string(), stored.clone());
+        server.publish(KvEvent::Put {
+            key: key.to_string(),
+            value: stored,
+        });
+        Ok(version)
+    }
+
+    async fn delete(
+        &self,
+        key: &Path,
+        condition: Condition,
+        fence: Option<&Grant>,
+    ) -> Result<bool> {
+        let mut server = self.server()?;
+        server.check_fence(fence)?;
+        if condition == Condition::Absent {
+            return Err(Error::invalid(
+                "condition",
+                "Absent",
+                "a delete may be unconditional or conditional on a version",
+            ));
+        }
+        server.check_condition(key, condition)?;
+        if server.kv.remove(key.as_str()).is_none() {
+            return Ok(false);
+        }
+        server.bump();
+        server.publish(KvEvent::Delete {
+            key: key.to_string(),
+        });
+        Ok(true)
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.set_link(Link::Closed) == Link::Closed {
+            return Ok(());
+        }
+        let session = self.session_id();
+        self.cluster.lock().expire(session);
+        self.client.status.send_modify(|s| {
+            s.state = SessionState::Closed;
+            s.renew_deadline = None;
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! Leader retrieval: follow who leads a component, or an election, without
+//! campaigning.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::backend::{DynBackend, KvEvent, LeaderRecord};
+use crate::error::{Error, Result};
+use crate::leader_info::{Layout, LeaderInfo, PublishedInfo};
+use crate::name::Path;
+
+/// Told about every change of a component's leader.
+pub trait LeaderRetrievalListener: Send + Sync + 'static {
+    /// The leader changed; `None` means nobody leads (or the new leader has not
+    /// confirmed yet).
+    fn notify_leader_address(&self, leader: Option<LeaderInfo>);
+    /// Retrieval hit an error (a corrupted record, say); it keeps following.
+    fn handle_error(&self, error: &Error);
+}
+
+/// Follows the leader of one component of a cluster.
+///
+/// A retriever reports a leader only while the leader information published for
+/// the component belongs to the election's current leader (same term), so it
+/// never reports a leader that has already lost its election; it never reports
+/// an older term after a newer one; and it reports `None` when nobody leads.
+#[derive(Clone)]
+pub struct LeaderRetrieval {
+    backend: DynBackend,
+    info_key: Path,
+}
+
+impl fmt::Debug for LeaderRetrieval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaderRetrieval")
+            .field("info_key", &self.info_key)
+            .finish()
+    }
+}
+
+impl LeaderRetrieval {
+    /// Follows `component_id` of `cluster_id` (both validated).
+    pub fn new(backend: DynBackend, cluster_id: &str, component_id: &str) -> Result<Self> {
+        let layout = Layout::new(cluster_id)?;
+        let component = Layout::component(component_id)?;
+        Ok(LeaderRetrieval {
+            backend,
+            info_key: layout.connection_info(&component),
+        })
+    }
+
+    /// The leader now, once: `None` if nobody leads or the leader has not
+    /// confirmed.
+    pub async fn current(&self) -> Result<Option<LeaderInfo>> {
+        let Some(stored) = self.backend.get(&self.info_key).await? else {
+            return Ok(None);
+        };
+        let published = PublishedInfo::decode(&self.info_key, &stored.value)?;
+        let election = Path::parse("election", &published.election)?;
+        let leader = self.backend.leader(&election).await?;
+        Ok(leader
+            .filter(|l| l.term == published.info.term)
+            .map(|_| published.info))
+    }
+
+    /// The leader now and after every change, as a stream. Errors (a corrupted
+    /// record, say) are yielded and following goes on; the stream ends only when
+    /// dropped.
+    pub fn stream(&self) -> BoxStream<'static, Result<Option<LeaderInfo>>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(follow(self.backend.clone(), self.info_key.clone(), tx));
+        let guard = AbortOnDrop(task);
+        let mut rx = rx;
+        futures_util::stream::poll_fn(move |cx| {
+            let _keep = &guard;
+            rx.poll_recv(cx)
+        })
+        .boxed()
+    }
+
+    /// Calls `listener` with the leader now and after every change, until the
+    /// returned handle is stopped or dropped.
+    pub fn start(&self, listener: Arc<dyn LeaderRetrievalListener>) -> RetrievalHandle {
+        let mut stream = self.stream();
+        RetrievalHandle(Some(tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(leader) => listener.notify_leader_address(leader),
+                    Err(e) => listener.handle_error(&e),
+                }
+            }
+        })))
+    }
+}
+
+/// A running retrieval started with [`LeaderRetrieval::start`].
+#[derive(Debug)]
+pub struct RetrievalHandle(Option<JoinHandle<()>>);
+
+impl RetrievalHandle {
+    /// Stops the retrieval; no notification arrives after this returns.
+    pub async fn stop(mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RetrievalHandle {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Follows one election's leader record directly (the candidate's value as the
+/// address, e.g. a proposal made with `etcdctl elect`), with the same guarantees:
+/// terms never go backwards, and `None` means nobody leads.
+pub fn follow_election(
+    backend: DynBackend,
+    election: Path,
+) -> BoxStream<'static, Result<Option<LeaderRecord>>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut last: Option<Option<LeaderRecord>> = None;
+        let mut highest = 0;
+        loop {
+            let mut stream = match backend.watch_leader(&election).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if tx.send(Err(e)).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            while let Some(item) = stream.next().await {
+                let leader = match item {
+                    Ok(leader) => leader,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                };
+                if leader.as_ref().is_some_and(|l| l.term < highest) || last.as_ref() == Some(&leader) {
+                    continue;
+                }
+                highest = highest.max(leader.as_ref().map_or(0, |l| l.term));
+                last = Some(leader.clone());
+                if tx.send(Ok(leader)).is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let guard = AbortOnDrop(task);
+    let mut rx = rx;
+    futures_util::stream::poll_fn(move |cx| {
+        let _keep = &guard;
+        rx.poll_recv(cx)
+    })
+    .boxed()
+}
+
+type Tx = mpsc::UnboundedSender<Result<Option<LeaderInfo>>>;
+
+/// What a component retriever knows: the published record and the leader of the
+/// election it names.
+#[derive(Default)]
+struct Follow {
+    published: Option<PublishedInfo>,
+    leader: Option<LeaderRecord>,
+    /// What was last reported (outer `None`: nothing yet).
+    reported: Option<Option<LeaderInfo>>,
+    highest_term: u64,
+}
+
+impl Follow {
+    /// Reports the current view if it changed; returns false once the receiver
+    /// is gone.
+    fn report(&mut self, tx: &Tx) -> bool {
+        let view = match (&self.published, &self.leader) {
+            (Some(p), Some(l)) if p.info.term == l.term => Some(p.info.clone()),
+            _ => None,
+        };
+        if view.as_ref().is_some_and(|v| v.term < self.highest_term) {
+            return true; // never an older term after a newer one
+        }
+        if self.reported.as_ref() == Some(&view) {
+            return true;
+        }
+        if let Some(v) = &view {
+            self.highest_term = v.term;
+        }
+        self.reported = Some(view.clone());
+        tx.send(Ok(view)).is_ok()
+    }
+}
+
+async fn follow(backend: DynBackend, key: Path, tx: Tx) {
+    let mut state = Follow::default();
+    loop {
+        if let Err(e) = follow_once(&backend, &key, &tx, &mut state).await {
+            if tx.send(Err(e)).is_err() {
+                return;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One pass: opens the watches and follows them until one fails.
+async fn follow_once(backend: &DynBackend, key: &Path, tx: &Tx, state: &mut Follow) -> Result<()> {
+    let mut events = backend.watch(key).await?;
+    state.published = match backend.get(key).await? {
+        Some(v) => decode_or_report(key, &v.value, tx),
+        None => None,
+    };
+    let mut election: Option<Path> = None;
+    let mut leaders: Option<BoxStream<'static, Result<Option<LeaderRecord>>>> = None;
+    loop {
+        let wanted = state
+            .published
+            .as_ref()
+            .and_then(|p| Path::parse("election", &p.election).ok());
+        if wanted != election {
+            election = wanted;
+            leaders = None;
+            state.leader = None;
+            if let Some(name) = &election {
+                let mut stream = backend.watch_leader(name).await?;
+                // The first item is the current leader: take it before reporting.
+                if let Some(first) = stream.next().await {
+                    state.leader = first?;
+                }
+                leaders = Some(stream);
+            }
+        }
+        if !state.report(tx) {
+            return Ok(());
+        }
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => {
+                    state.published = decode_or_report(key, &value.value, tx);
+                }
+                Some(Ok(KvEvent::Delete { key: k })) if k == key.as_str() => state.published = None,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err(Error::unavailable("leader information watch ended")),
+            },
+            leader = next(&mut leaders) => match leader {
+                Some(Ok(leader)) => state.leader = leader,
+                Some(Err(e)) => return Err(e),
+                None => return Err(Error::unavailable("leader watch ended")),
+            },
+            _ = tx.closed() => return Ok(()),
+        }
+    }
+}
+
+fn decode_or_report(key: &Path, bytes: &[u8], tx: &Tx) -> Option<PublishedInfo> {
+    match PublishedInfo::decode(key, bytes) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            None
+        }
+    }
+}
+
+async fn next(
+    stream: &mut Option<BoxStream<'static, Result<Option<LeaderRecord>>>>,
+) -> Option<Result<Option<LeaderRecord>>> {
+    match stream {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
