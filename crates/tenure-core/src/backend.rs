@@ -217,6 +217,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// session id.
     fn session(&self) -> watch::Receiver<SessionStatus>;
 
+    /// Whether the server still holds session `id`.
+    ///
+    /// MUST: return `false` once the server has expired or closed the session,
+    /// even before [`Backend::session`] publishes the loss. Generic code asks this
+    /// when a candidate disappears, to tell a lost session from a deleted key.
+    async fn session_alive(&self, id: SessionId) -> Result<bool>;
+
     /// Joins `election`'s queue with `value` under session `session`, and waits
     /// until this candidate is first.
     ///

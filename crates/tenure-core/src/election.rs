@@ -306,7 +306,9 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
         if leader.is_none() {
             match backend.watch_leader(&grant.election).await {
                 Ok(stream) => leader = Some(stream),
-                Err(e) => tracing::debug!(election = %grant.election, error = %e, "leader watch failed; retrying"),
+                Err(e) => {
+                    tracing::debug!(election = %grant.election, error = %e, "leader watch failed; retrying")
+                }
             }
         }
         let deadline = s.renew_deadline;
@@ -316,7 +318,7 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
             _ = sleep_until_opt(deadline) => break LossReason::RenewDeadlinePassed,
             event = next_leader(&mut leader) => match event {
                 Some(Ok(Some(record))) if record.term == grant.term => {}
-                Some(Ok(_)) => break LossReason::CandidateRemoved,
+                Some(Ok(_)) => break removal_reason(&backend, &grant).await,
                 Some(Err(_)) | None => {
                     leader = None;
                     // Re-open after a short pause; the session checks above still run.
@@ -349,10 +351,22 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     }
 }
 
-type LeaderStream = futures_util::stream::BoxStream<
-    'static,
-    Result<Option<crate::backend::LeaderRecord>>,
->;
+/// Why our candidate disappeared: with the session (expired on the server, even
+/// if this process has not heard yet), or deleted on its own. A backend that
+/// cannot answer quickly gets the plainer reason; leadership ends either way.
+async fn removal_reason(backend: &DynBackend, grant: &crate::backend::Grant) -> LossReason {
+    let check = tokio::time::timeout(
+        Duration::from_millis(500),
+        backend.session_alive(grant.session),
+    );
+    match check.await {
+        Ok(Ok(false)) => LossReason::SessionLost,
+        _ => LossReason::CandidateRemoved,
+    }
+}
+
+type LeaderStream =
+    futures_util::stream::BoxStream<'static, Result<Option<crate::backend::LeaderRecord>>>;
 
 async fn next_leader(
     stream: &mut Option<LeaderStream>,
@@ -369,4 +383,3 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-

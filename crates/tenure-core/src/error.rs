@@ -151,7 +151,10 @@ impl Error {
     /// Whether retrying the same operation later may succeed (the backend was
     /// unreachable or the session was replaced), as opposed to a permanent failure.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable { .. } | Error::SessionExpired { .. })
+        matches!(
+            self,
+            Error::Unavailable { .. } | Error::SessionExpired { .. }
+        )
     }
 
     /// An [`Error::InvalidInput`] for `field`, shortening `value` for the message.

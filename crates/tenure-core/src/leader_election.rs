@@ -77,7 +77,12 @@ impl fmt::Debug for LeaderElectionService {
 impl LeaderElectionService {
     /// The service for `cluster_id`, in [`ElectionMode::Shared`] mode.
     pub fn new(backend: DynBackend, cluster_id: &str) -> Result<Self> {
-        Self::with_mode(backend, cluster_id, ElectionMode::default(), ConnectionPolicy::default())
+        Self::with_mode(
+            backend,
+            cluster_id,
+            ElectionMode::default(),
+            ConnectionPolicy::default(),
+        )
     }
 
     /// The service with an explicit election mode and connection policy.
@@ -526,7 +531,9 @@ async fn self_heal(backend: DynBackend, leadership: Leadership, key: Path, recor
                 _ = token.cancelled() => return,
             };
             wrong = match event {
-                Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => value.value != record,
+                Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => {
+                    value.value != record
+                }
                 Some(Ok(KvEvent::Delete { key: k })) if k == key.as_str() => true,
                 Some(Ok(_)) => false,
                 Some(Err(_)) | None => break,

@@ -100,6 +100,9 @@ impl Layout {
 
     /// `<cluster>/leader/<component>/connection_info`: the published leader.
     pub(crate) fn connection_info(&self, component: &Id) -> Path {
-        self.cluster.with("leader").join(component).with("connection_info")
+        self.cluster
+            .with("leader")
+            .join(component)
+            .with("connection_info")
     }
 }

@@ -88,8 +88,8 @@ pub use backend::{
 pub use election::{ConnectionPolicy, Election, ElectionFactory, ElectionOptions};
 pub use error::{BoxError, Error, Result};
 pub use leader_election::{
-    ElectionMode, LeaderContender, LeaderElection, LeaderElectionService,
-    StandaloneLeaderElection, DEFAULT_LEADER_SESSION_ID,
+    ElectionMode, LeaderContender, LeaderElection, LeaderElectionService, StandaloneLeaderElection,
+    DEFAULT_LEADER_SESSION_ID,
 };
 pub use leader_info::{LeaderInfo, MAX_ADDRESS_LEN};
 pub use leadership::{Leadership, LossReason};

@@ -176,9 +176,6 @@ impl Server {
                 key: key.to_string(),
             }),
             (Condition::Version(v), Some(found)) if v == found => Ok(()),
-            (Condition::Version(_), None) => Err(Error::NotFound {
-                key: key.to_string(),
-            }),
             (Condition::Version(expected), actual) => Err(Error::VersionMismatch {
                 key: key.to_string(),
                 expected,
@@ -295,10 +292,12 @@ impl MemoryBackend {
     fn server(&self) -> Result<MutexGuard<'_, Server>> {
         match self.link() {
             Link::Connected => Ok(self.cluster.lock()),
-            Link::Closed => Err(Error::Closed { what: "memory backend" }),
-            Link::Suspended | Link::Partitioned => {
-                Err(Error::unavailable("memory client is cut off from its cluster"))
-            }
+            Link::Closed => Err(Error::Closed {
+                what: "memory backend",
+            }),
+            Link::Suspended | Link::Partitioned => Err(Error::unavailable(
+                "memory client is cut off from its cluster",
+            )),
         }
     }
 
@@ -413,7 +412,9 @@ struct CandidateGuard<'a> {
 impl Drop for CandidateGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.cluster.lock().remove_candidate(self.election, self.term);
+            self.cluster
+                .lock()
+                .remove_candidate(self.election, self.term);
         }
     }
 }
@@ -432,6 +433,10 @@ impl Backend for MemoryBackend {
 
     fn session(&self) -> watch::Receiver<SessionStatus> {
         self.client.status.subscribe()
+    }
+
+    async fn session_alive(&self, id: SessionId) -> Result<bool> {
+        Ok(self.server()?.live.contains(&id.0))
     }
 
     async fn campaign(&self, election: &Path, session: SessionId, value: &[u8]) -> Result<Grant> {
@@ -502,7 +507,11 @@ impl Backend for MemoryBackend {
     }
 
     async fn leader(&self, election: &Path) -> Result<Option<LeaderRecord>> {
-        Ok(self.server()?.elections.get(election).and_then(|e| e.head()))
+        Ok(self
+            .server()?
+            .elections
+            .get(election)
+            .and_then(|e| e.head()))
     }
 
     async fn candidates(&self, election: &Path) -> Result<Vec<Candidate>> {
@@ -595,6 +604,11 @@ impl Backend for MemoryBackend {
                 "Absent",
                 "a delete may be unconditional or conditional on a version",
             ));
+        }
+        if matches!(condition, Condition::Version(_)) && !server.kv.contains_key(key.as_str()) {
+            return Err(Error::NotFound {
+                key: key.to_string(),
+            });
         }
         server.check_condition(key, condition)?;
         if server.kv.remove(key.as_str()).is_none() {

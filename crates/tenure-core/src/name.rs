@@ -169,7 +169,13 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "é", "a\0", &"x".repeat(129)] {
             let err = validate_id("job_id", bad).unwrap_err();
             assert!(
-                matches!(err, Error::InvalidInput { field: "job_id", .. }),
+                matches!(
+                    err,
+                    Error::InvalidInput {
+                        field: "job_id",
+                        ..
+                    }
+                ),
                 "{bad:?}: {err}"
             );
         }
@@ -177,11 +183,20 @@ mod tests {
 
     #[test]
     fn paths_check_every_segment() {
-        assert_eq!(Path::parse("election", "a/b.c/d").unwrap().as_str(), "a/b.c/d");
+        assert_eq!(
+            Path::parse("election", "a/b.c/d").unwrap().as_str(),
+            "a/b.c/d"
+        );
         for bad in ["", "/a", "a/", "a//b", "a/../b", "a/./b", "a/b c"] {
             let err = Path::parse("election", bad).unwrap_err();
             assert!(
-                matches!(err, Error::InvalidInput { field: "election", .. }),
+                matches!(
+                    err,
+                    Error::InvalidInput {
+                        field: "election",
+                        ..
+                    }
+                ),
                 "{bad:?}: {err}"
             );
         }

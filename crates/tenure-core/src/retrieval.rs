@@ -159,7 +159,9 @@ pub fn follow_election(
                         break;
                     }
                 };
-                if leader.as_ref().is_some_and(|l| l.term < highest) || last.as_ref() == Some(&leader) {
+                if leader.as_ref().is_some_and(|l| l.term < highest)
+                    || last.as_ref() == Some(&leader)
+                {
                     continue;
                 }
                 highest = highest.max(leader.as_ref().map_or(0, |l| l.term));
