@@ -297,7 +297,10 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     let mut leader = None;
     let reason = loop {
         let s: SessionStatus = *status.borrow_and_update();
-        if s.id != grant.session || matches!(s.state, SessionState::Lost | SessionState::Closed) {
+        if s.state == SessionState::Closed {
+            break LossReason::Closed;
+        }
+        if s.id != grant.session || s.state == SessionState::Lost {
             break LossReason::SessionLost;
         }
         if s.state == SessionState::Suspended && policy == ConnectionPolicy::RevokeOnSuspended {
@@ -330,7 +333,7 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
             },
         }
     };
-    if !leadership.end(reason) || reason == LossReason::SessionLost {
+    if !leadership.end(reason) || matches!(reason, LossReason::SessionLost | LossReason::Closed) {
         return;
     }
     // The candidate may still be in the queue (suspended, deadline passed): remove

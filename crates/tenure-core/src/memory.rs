@@ -313,8 +313,9 @@ impl MemoryBackend {
     }
 
     /// Cuts the client off from the server without the server noticing: calls
-    /// fail as unavailable and the session is `Suspended`, but it stays alive on
-    /// the server until [`heal`](Self::heal) or [`expire_session`](Self::expire_session).
+    /// fail as unavailable and the session is `Suspended` with a renew deadline
+    /// (the client cannot tell), but it stays alive on the server until
+    /// [`heal`](Self::heal) or [`expire_session`](Self::expire_session).
     pub fn suspend(&self) {
         self.cut_off(Link::Suspended);
     }
@@ -341,11 +342,13 @@ impl MemoryBackend {
             self.set_link(Link::Closed);
             return;
         }
+        // The client cannot know whether the server will keep its session, so
+        // either way it must stop leading before a TTL could run out.
         let ttl = self.client.ttl;
-        let deadline = (link == Link::Partitioned).then(|| Instant::now() + ttl - ttl / 5);
+        let deadline = Instant::now() + ttl - ttl / 5;
         self.client.status.send_modify(|s| {
             s.state = SessionState::Suspended;
-            s.renew_deadline = deadline;
+            s.renew_deadline = Some(deadline);
         });
     }
 
