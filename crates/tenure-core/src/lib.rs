@@ -80,6 +80,7 @@ pub mod leadership;
 pub mod memory;
 pub mod name;
 pub mod retrieval;
+pub mod url;
 
 pub use backend::{
     Backend, Candidate, Capabilities, Condition, DynBackend, Grant, KvEvent, LeaderRecord,
@@ -96,3 +97,4 @@ pub use leadership::{Leadership, LossReason};
 pub use memory::{MemoryBackend, MemoryCluster};
 pub use name::{Id, Path};
 pub use retrieval::{follow_election, LeaderRetrieval, LeaderRetrievalListener, RetrievalHandle};
+pub use url::BackendUrl;

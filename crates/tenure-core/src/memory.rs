@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +27,7 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 use crate::name::Path;
+use crate::url::BackendUrl;
 
 /// The default session TTL of memory clients: how long a partitioned client's
 /// session survives on the "server".
@@ -195,6 +196,45 @@ impl MemoryCluster {
     /// A new, empty cluster.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The process-wide cluster called `name` (a validated id), created on first
+    /// use: every `memory:NAME` URL of the process reaches the same one.
+    pub fn named(name: &str) -> Result<Self> {
+        static NAMED: OnceLock<Mutex<HashMap<String, MemoryCluster>>> = OnceLock::new();
+        crate::name::validate_id("memory cluster name", name)?;
+        let mut named = NAMED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(named.entry(name.to_owned()).or_default().clone())
+    }
+
+    /// A client for a `memory:` URL: `memory:` is a new private cluster,
+    /// `memory:NAME` the process-wide cluster NAME; option `ttl` (e.g. `?ttl=5s`)
+    /// sets the session TTL.
+    pub fn connect(url: &BackendUrl) -> Result<MemoryBackend> {
+        if url.scheme() != "memory" {
+            return Err(Error::invalid(
+                "url",
+                url.scheme(),
+                "is not the memory scheme",
+            ));
+        }
+        url.check_options(&["ttl"])?;
+        if !url.hosts().is_empty() {
+            return Err(Error::invalid(
+                "url",
+                &url.hosts().join(","),
+                "memory URLs have no hosts: use memory: or memory:NAME",
+            ));
+        }
+        let ttl = url.duration_option("ttl")?.unwrap_or(DEFAULT_TTL);
+        let cluster = match url.path() {
+            "" => MemoryCluster::new(),
+            name => MemoryCluster::named(name)?,
+        };
+        Ok(cluster.client_with_ttl(ttl))
     }
 
     /// A new client ("process") with its own session and the default TTL.
