@@ -10,7 +10,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{DynBackend, SessionState, SessionStatus};
+use futures_util::stream::BoxStream;
+use tokio::sync::watch;
+
+use crate::backend::{DynBackend, Grant, SessionState, SessionStatus};
 use crate::error::{Error, Result};
 use crate::leadership::{Leadership, LossReason};
 use crate::name::{Id, Path};
@@ -230,7 +233,7 @@ impl Election {
                         monitor.abort();
                         drop(state);
                         leadership.end(LossReason::Closed);
-                        let _ = self.inner.backend.resign(leadership.grant()).await;
+                        give_back(&self.inner.backend, leadership.grant()).await;
                         return Err(Error::Closed { what: "election" });
                     }
                     if let Some(old) = state.monitor.replace(monitor) {
@@ -239,7 +242,16 @@ impl Election {
                     state.current = Some(leadership.clone());
                     return Ok(leadership);
                 }
-                Err(Error::SessionExpired { .. }) => continue,
+                Err(Error::SessionExpired { .. }) => {
+                    // The backend is replacing the session: wait for the new one
+                    // (or a short while) rather than spin on the old id.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = status.changed() => {}
+                        _ = self.inner.closed.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
                 Err(e) if e.is_retryable() => {
                     tracing::debug!(election = %self.inner.name, error = %e, "campaign retrying");
                     tokio::select! {
@@ -263,12 +275,43 @@ impl Election {
         }
     }
 
-    /// Closes the election: a pending campaign fails with [`Error::Closed`], a
-    /// held leadership ends with [`LossReason::Closed`] and is resigned
-    /// best-effort. After `close` returns, no token of this election fires and
-    /// nothing is written on its behalf.
+    /// Campaigns again and again: yields each new leadership, waits until it is
+    /// lost, and campaigns again — across lost sessions — until the election is
+    /// closed (the stream then ends) or a campaign fails for good (the error is
+    /// yielded and the stream ends).
+    pub fn leaderships(&self) -> BoxStream<'static, Result<Leadership>> {
+        let election = self.clone();
+        futures_util::stream::unfold(Some((election, None::<Leadership>)), |next| async move {
+            let (election, previous) = next?;
+            if let Some(previous) = previous {
+                tokio::select! {
+                    _ = previous.lost() => {}
+                    _ = election.inner.closed.cancelled() => return None,
+                }
+            }
+            match election.campaign().await {
+                Ok(leadership) => {
+                    Some((Ok(leadership.clone()), Some((election, Some(leadership)))))
+                }
+                Err(Error::Closed { .. }) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+        .boxed()
+    }
+
+    /// Closes the election: a pending campaign fails with [`Error::Closed`] (and
+    /// its candidate is withdrawn), a held leadership ends with
+    /// [`LossReason::Closed`] and is resigned. After `close` returns, no token of
+    /// this election fires and nothing is written on its behalf — except that,
+    /// if the backend cannot be reached, removing this process's own candidate
+    /// goes on in the background until the backend or the session answers, so
+    /// the candidate can never block the election.
     pub async fn close(&self) {
         self.inner.closed.cancel();
+        // A campaign in flight sees the cancellation and returns; wait for it,
+        // so its candidate is withdrawn before we return.
+        let _serial = self.inner.campaign_lock.lock().await;
         let (current, monitor) = {
             let mut state = self.state();
             (state.current.take(), state.monitor.take())
@@ -278,11 +321,48 @@ impl Election {
             let _ = monitor.await;
         }
         if let Some(leadership) = current {
-            let first = leadership.end(LossReason::Closed);
-            if first {
-                let _ = self.inner.backend.resign(leadership.grant()).await;
+            if leadership.end(LossReason::Closed) {
+                give_back(&self.inner.backend, leadership.grant()).await;
             }
         }
+    }
+}
+
+/// Resigns `grant` now, or — if the backend cannot be reached — keeps trying in
+/// the background.
+pub(crate) async fn give_back(backend: &DynBackend, grant: &Grant) {
+    if let Err(e) = backend.resign(grant).await {
+        if e.is_retryable() {
+            tokio::spawn(release(backend.clone(), grant.clone()));
+        }
+    }
+}
+
+/// Removes the candidate of `grant`, retrying while the backend is unreachable,
+/// until it is gone or its session is (either way the queue moves on). A
+/// candidate left behind would otherwise block the election for as long as the
+/// session lives.
+pub(crate) async fn release(backend: DynBackend, grant: Grant) {
+    let mut status = backend.session();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match backend.resign(&grant).await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() => {}
+            Err(_) => return,
+        }
+        {
+            let s = status.borrow_and_update();
+            if s.id != grant.session || matches!(s.state, SessionState::Lost | SessionState::Closed)
+            {
+                return;
+            }
+        }
+        tokio::select! {
+            r = status.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -295,6 +375,8 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     let token = leadership.token();
     let mut status = backend.session();
     let mut leader = None;
+    let mut backoff = Duration::from_millis(50);
+    let mut reopen_at = Some(Instant::now());
     let reason = loop {
         let s: SessionStatus = *status.borrow_and_update();
         if s.state == SessionState::Closed {
@@ -306,58 +388,56 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
         if s.state == SessionState::Suspended && policy == ConnectionPolicy::RevokeOnSuspended {
             break LossReason::SessionSuspended;
         }
-        if leader.is_none() {
+        if leader.is_none() && reopen_at.is_some_and(|at| at <= Instant::now()) {
             match backend.watch_leader(&grant.election).await {
-                Ok(stream) => leader = Some(stream),
+                Ok(stream) => {
+                    leader = Some(stream);
+                    reopen_at = None;
+                    backoff = Duration::from_millis(50);
+                }
                 Err(e) => {
-                    tracing::debug!(election = %grant.election, error = %e, "leader watch failed; retrying")
+                    tracing::debug!(election = %grant.election, error = %e, "leader watch failed; retrying");
+                    reopen_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        let deadline = s.renew_deadline;
         tokio::select! {
             _ = token.cancelled() => return,
             r = status.changed() => if r.is_err() { break LossReason::Closed },
-            _ = sleep_until_opt(deadline) => break LossReason::RenewDeadlinePassed,
+            _ = sleep_until_opt(s.renew_deadline) => break LossReason::RenewDeadlinePassed,
+            _ = sleep_until_opt(reopen_at.filter(|_| leader.is_none())) => {}
             event = next_leader(&mut leader) => match event {
                 Some(Ok(Some(record))) if record.term == grant.term => {}
-                Some(Ok(_)) => break removal_reason(&backend, &grant).await,
+                Some(Ok(_)) => break removal_reason(&backend, &status, &grant).await,
                 Some(Err(_)) | None => {
                     leader = None;
-                    // Re-open after a short pause; the session checks above still run.
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        _ = token.cancelled() => return,
-                    }
+                    reopen_at = Some(Instant::now() + backoff);
                 }
             },
         }
     };
-    if !leadership.end(reason) || matches!(reason, LossReason::SessionLost | LossReason::Closed) {
-        return;
-    }
-    // The candidate may still be in the queue (suspended, deadline passed): remove
-    // it once the backend can be reached, unless the session goes first.
-    loop {
-        match backend.resign(&grant).await {
-            Ok(()) => return,
-            Err(e) if e.is_retryable() => {}
-            Err(_) => return,
-        }
-        tokio::select! {
-            r = status.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        if status.borrow().id != grant.session {
-            return;
-        }
+    if leadership.end(reason) && !matches!(reason, LossReason::SessionLost | LossReason::Closed) {
+        // The candidate may still be in the queue (suspended, deadline passed).
+        tokio::spawn(release(backend, grant));
     }
 }
 
 /// Why our candidate disappeared: with the session (expired on the server, even
 /// if this process has not heard yet), or deleted on its own. A backend that
 /// cannot answer quickly gets the plainer reason; leadership ends either way.
-async fn removal_reason(backend: &DynBackend, grant: &crate::backend::Grant) -> LossReason {
+async fn removal_reason(
+    backend: &DynBackend,
+    status: &watch::Receiver<SessionStatus>,
+    grant: &Grant,
+) -> LossReason {
+    let s = *status.borrow();
+    if s.state == SessionState::Closed {
+        return LossReason::Closed;
+    }
+    if s.id != grant.session || s.state == SessionState::Lost {
+        return LossReason::SessionLost;
+    }
     let check = tokio::time::timeout(
         Duration::from_millis(500),
         backend.session_alive(grant.session),

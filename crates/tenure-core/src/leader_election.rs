@@ -217,6 +217,11 @@ impl LeaderElection {
     /// watched and rewritten if someone deletes or changes it.
     pub async fn confirm_leadership(&self, session_id: Uuid, address: &str) -> Result<()> {
         validate_address(address)?;
+        let (_, component) = self.parts().ok_or(Error::NotLeader { session_id })?;
+        // Held across the check, the write and the registration of the healer, and
+        // taken by close before it removes the information: a confirmation racing
+        // close either lands before close's removal or publishes nothing.
+        let _publish = component.publish.lock().await;
         let (leadership, component) = self
             .leadership_for(session_id)
             .ok_or(Error::NotLeader { session_id })?;
@@ -231,17 +236,17 @@ impl LeaderElection {
         .encode();
         leadership.put(&component.info_key, &record).await?;
         tracing::info!(component = %component.id, term = leadership.term(), address, "leadership confirmed");
+        let mut dispatch = lock(&component.dispatch);
+        if dispatch.closed || dispatch.granted != Some(session_id) {
+            // Revoked while writing: the fence made the write safe; publish no more.
+            return Err(Error::NotLeader { session_id });
+        }
         let heal = tokio::spawn(self_heal(
             self.service.backend.clone(),
             leadership,
             component.info_key.clone(),
             record,
         ));
-        let mut dispatch = lock(&component.dispatch);
-        if dispatch.closed || dispatch.granted != Some(session_id) {
-            heal.abort();
-            return Err(Error::NotLeader { session_id });
-        }
         if let Some(old) = dispatch.heal.replace(heal) {
             old.abort();
         }
@@ -275,6 +280,8 @@ impl LeaderElection {
             heal.abort();
             let _ = heal.await;
         }
+        // Wait for a confirmation in flight (see `confirm_leadership`).
+        let _publish = component.publish.lock().await;
         if let (Some(session_id), Some(leadership)) = (granted, driver.leadership()) {
             if leadership.session_id() == session_id && leadership.is_held() {
                 let _ = leadership.delete(&component.info_key).await;
@@ -300,6 +307,35 @@ impl LeaderElection {
     }
 }
 
+impl Drop for LeaderElection {
+    /// A leader election dropped without `close()` stops its callbacks and, when
+    /// it was the last component on its election, lets leadership go (in the
+    /// background).
+    fn drop(&mut self) {
+        let Some((driver, component)) = lock(&self.slot).take() else {
+            return;
+        };
+        if let (_, Some(heal)) = component.shut() {
+            heal.abort();
+        }
+        let last = {
+            let mut drivers = lock(&self.service.drivers);
+            let last = driver.remove(&component);
+            if last
+                && drivers
+                    .get(&self.election)
+                    .is_some_and(|d| Arc::ptr_eq(d, &driver))
+            {
+                drivers.remove(&self.election);
+            }
+            last
+        };
+        if last {
+            driver.stop.cancel();
+        }
+    }
+}
+
 /// One component attached to a driver.
 struct Component {
     id: Id,
@@ -308,6 +344,8 @@ struct Component {
     /// Held while a callback runs (and by close), which is what makes close
     /// quiet. Never held together with anything but `dispatch`.
     callback: Mutex<()>,
+    /// Serializes publishing leader information with closing.
+    publish: tokio::sync::Mutex<()>,
     dispatch: Mutex<Dispatch>,
 }
 
@@ -325,6 +363,7 @@ impl Component {
             info_key,
             contender,
             callback: Mutex::new(()),
+            publish: tokio::sync::Mutex::new(()),
             dispatch: Mutex::new(Dispatch::default()),
         }
     }
@@ -437,11 +476,11 @@ impl Driver {
         loop {
             let leadership = tokio::select! {
                 r = self.election.campaign() => r,
-                _ = self.stop.cancelled() => return,
+                _ = self.stop.cancelled() => break,
             };
             let leadership = match leadership {
                 Ok(l) => l,
-                Err(Error::Closed { .. }) => return,
+                Err(Error::Closed { .. }) => break,
                 Err(e) => {
                     tracing::warn!(election = %self.election.name(), error = %e, "campaign failed");
                     for component in self.components() {
@@ -449,7 +488,7 @@ impl Driver {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = self.stop.cancelled() => return,
+                        _ = self.stop.cancelled() => break,
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
@@ -466,7 +505,7 @@ impl Driver {
             }
             tokio::select! {
                 _ = leadership.lost() => {}
-                _ = self.stop.cancelled() => return,
+                _ = self.stop.cancelled() => break,
             }
             let components = {
                 let mut state = lock(&self.state);
@@ -477,6 +516,8 @@ impl Driver {
                 component.revoke(&leadership);
             }
         }
+        // Stopped (closed, or every component dropped): let leadership go.
+        self.election.close().await;
     }
 
     async fn stop(&self) {
@@ -504,25 +545,46 @@ impl Driver {
 /// leadership ends or a write is fenced.
 async fn self_heal(backend: DynBackend, leadership: Leadership, key: Path, record: Vec<u8>) {
     let token = leadership.token();
+    let mut backoff = Duration::from_millis(50);
+    let pause = |backoff: Duration| {
+        let token = token.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => true,
+                _ = token.cancelled() => false,
+            }
+        }
+    };
     loop {
         let mut events = match backend.watch(&key).await {
             Ok(events) => events,
             Err(_) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
-                    _ = token.cancelled() => return,
+                if !pause(backoff).await {
+                    return;
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
             }
         };
         // Check once after the watch is open: a change between the confirming
         // write and the watch would otherwise go unnoticed.
         let mut wrong = !matches!(backend.get(&key).await, Ok(Some(v)) if v.value == record);
         loop {
-            if wrong {
+            while wrong {
                 tracing::info!(key = %key, term = leadership.term(), "leader information changed; republishing");
                 match leadership.put(&key, &record).await {
-                    Ok(_) => {}
-                    Err(e) if e.is_retryable() => {}
+                    Ok(_) => {
+                        wrong = false;
+                        backoff = Duration::from_millis(50);
+                    }
+                    // Unreachable for now: keep trying while we lead.
+                    Err(e) if e.is_retryable() => {
+                        if !pause(backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                    // Fenced or lost: someone else leads now.
                     Err(_) => return,
                 }
             }
@@ -544,7 +606,8 @@ async fn self_heal(backend: DynBackend, leadership: Leadership, key: Path, recor
 
 /// The always-leader election of non-HA setups (Flink's standalone HA
 /// services): every contender is granted at once with
-/// [`DEFAULT_LEADER_SESSION_ID`], and confirming publishes nothing.
+/// [`DEFAULT_LEADER_SESSION_ID`], and confirming publishes nothing (retrievers
+/// use [`StandaloneLeaderRetrieval`] with the fixed address).
 #[derive(Debug, Default)]
 pub struct StandaloneLeaderElection {
     contender: Mutex<Option<Arc<dyn LeaderContender>>>,
@@ -562,9 +625,14 @@ impl StandaloneLeaderElection {
         Self::default()
     }
 
-    /// Grants `contender` leadership with the default session id, at once.
+    /// Grants `contender` leadership with the default session id, at once. A
+    /// contender started earlier is revoked first.
     pub fn start(&self, contender: Arc<dyn LeaderContender>) {
-        *lock(&self.contender) = Some(contender.clone());
+        let previous = lock(&self.contender).replace(contender.clone());
+        // Callbacks run outside the lock: a contender may call back in.
+        if let Some(previous) = previous {
+            previous.revoke_leadership();
+        }
         contender.grant_leadership(DEFAULT_LEADER_SESSION_ID);
     }
 
@@ -585,8 +653,35 @@ impl StandaloneLeaderElection {
 
     /// Revokes and forgets the contender.
     pub fn close(&self) {
-        if let Some(contender) = lock(&self.contender).take() {
+        let contender = lock(&self.contender).take();
+        if let Some(contender) = contender {
             contender.revoke_leadership();
         }
+    }
+}
+
+/// Leader retrieval of non-HA setups: the leader is always at a fixed address,
+/// with [`DEFAULT_LEADER_SESSION_ID`] and term 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StandaloneLeaderRetrieval {
+    leader: LeaderInfo,
+}
+
+impl StandaloneLeaderRetrieval {
+    /// Retrieval that always reports `address` (checked against the size limit).
+    pub fn new(address: &str) -> Result<Self> {
+        validate_address(address)?;
+        Ok(StandaloneLeaderRetrieval {
+            leader: LeaderInfo {
+                address: address.to_owned(),
+                session_id: DEFAULT_LEADER_SESSION_ID,
+                term: 0,
+            },
+        })
+    }
+
+    /// The fixed leader.
+    pub fn current(&self) -> LeaderInfo {
+        self.leader.clone()
     }
 }

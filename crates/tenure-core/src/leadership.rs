@@ -152,10 +152,22 @@ impl Leadership {
     }
 
     /// Gives leadership up: the token fires first (so this process stops acting),
-    /// then the candidate is removed so the next one is granted.
+    /// then the candidate is removed so the next one is granted. If the backend
+    /// cannot be reached, the removal goes on in the background (until the
+    /// backend or the session answers) and this returns `Ok`; other errors are
+    /// returned.
     pub async fn resign(&self) -> Result<()> {
         self.end(LossReason::Resigned);
-        self.inner.backend.resign(&self.inner.grant).await
+        match self.inner.backend.resign(&self.inner.grant).await {
+            Err(e) if e.is_retryable() => {
+                tokio::spawn(crate::election::release(
+                    self.inner.backend.clone(),
+                    self.inner.grant.clone(),
+                ));
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Writes `value` at `key`, only if this leadership is still current — checked

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -59,18 +60,22 @@ struct Server {
     revision: u64,
     /// Session ids handed out so far; sessions are never reused.
     next_session: u64,
+    /// Client ids handed out so far.
+    next_client: u64,
     /// Sessions the server considers alive.
     live: HashSet<u64>,
     elections: HashMap<Path, ElectionState>,
     kv: BTreeMap<String, Versioned>,
-    kv_watchers: Vec<(Path, Sender<KvEvent>)>,
+    /// Watchers of key prefixes, with the client that opened them.
+    kv_watchers: Vec<(u64, Path, Sender<KvEvent>)>,
 }
 
 struct ElectionState {
     queue: Vec<Entry>,
     /// Wakes waiting campaigns on any change of the queue.
     changed: watch::Sender<()>,
-    leader_watchers: Vec<Sender<Option<LeaderRecord>>>,
+    /// Watchers of the leader, with the client that opened them.
+    leader_watchers: Vec<(u64, Sender<Option<LeaderRecord>>)>,
     /// The leader last sent to watchers, so only changes are sent.
     announced: Option<LeaderRecord>,
 }
@@ -107,7 +112,7 @@ impl ElectionState {
         let head = self.head();
         if head != self.announced {
             self.leader_watchers
-                .retain(|tx| tx.send(Ok(head.clone())).is_ok());
+                .retain(|(_, tx)| tx.send(Ok(head.clone())).is_ok());
             self.announced = head;
         }
     }
@@ -131,6 +136,9 @@ impl Server {
                 election.notify();
             }
         }
+        self.elections.retain(|_, e| {
+            !e.queue.is_empty() || e.leader_watchers.iter().any(|(_, tx)| !tx.is_closed())
+        });
     }
 
     fn open_session(&mut self) -> u64 {
@@ -149,7 +157,40 @@ impl Server {
         if removed {
             state.notify();
         }
+        self.prune(election);
         removed
+    }
+
+    /// Forgets an election nobody campaigns in or watches, so names used once
+    /// do not accumulate.
+    fn prune(&mut self, election: &Path) {
+        if self.elections.get(election).is_some_and(|e| {
+            e.queue.is_empty() && e.leader_watchers.iter().all(|(_, tx)| tx.is_closed())
+        }) {
+            self.elections.remove(election);
+        }
+    }
+
+    /// Ends the watches a client opened: a cut-off client hears nothing more
+    /// from the server (its streams end with `error`, if given), a closed one
+    /// neither.
+    fn drop_watchers(&mut self, client: u64, error: Option<fn() -> Error>) {
+        fn keep<T>(owner: u64, tx: &Sender<T>, client: u64, error: Option<fn() -> Error>) -> bool {
+            if owner != client {
+                return true;
+            }
+            if let Some(error) = error {
+                let _ = tx.send(Err(error()));
+            }
+            false
+        }
+        self.kv_watchers
+            .retain(|(owner, _, tx)| keep(*owner, tx, client, error));
+        for election in self.elections.values_mut() {
+            election
+                .leader_watchers
+                .retain(|(owner, tx)| keep(*owner, tx, client, error));
+        }
     }
 
     fn check_fence(&self, fence: Option<&Grant>) -> Result<()> {
@@ -186,7 +227,7 @@ impl Server {
     }
 
     fn publish(&mut self, event: KvEvent) {
-        self.kv_watchers.retain(|(prefix, tx)| {
+        self.kv_watchers.retain(|(_, prefix, tx)| {
             !prefix.contains(event.key()) || tx.send(Ok(event.clone())).is_ok()
         });
     }
@@ -244,7 +285,11 @@ impl MemoryCluster {
 
     /// A new client whose session survives a partition for `ttl`.
     pub fn client_with_ttl(&self, ttl: Duration) -> MemoryBackend {
-        let session = self.lock().open_session();
+        let (id, session) = {
+            let mut server = self.lock();
+            server.next_client += 1;
+            (server.next_client, server.open_session())
+        };
         let (status, _) = watch::channel(SessionStatus {
             id: SessionId(session),
             state: SessionState::Connected,
@@ -253,6 +298,7 @@ impl MemoryCluster {
         MemoryBackend {
             cluster: self.clone(),
             client: Arc::new(Client {
+                id,
                 status,
                 link: Mutex::new(Link::Connected),
                 ttl,
@@ -277,6 +323,7 @@ pub struct MemoryBackend {
 }
 
 struct Client {
+    id: u64,
     status: watch::Sender<SessionStatus>,
     link: Mutex<Link>,
     ttl: Duration,
@@ -287,8 +334,10 @@ enum Link {
     Connected,
     /// Cut off from the server; the server keeps the session.
     Suspended,
-    /// Cut off; the server expires the session once the TTL has run out.
-    Partitioned,
+    /// Cut off; the server expires the session once the TTL has run out. Each
+    /// partition has its own number, so a timer of an earlier, healed partition
+    /// cannot expire the session during a later one.
+    Partitioned(u64),
     Closed,
 }
 
@@ -314,14 +363,11 @@ impl MemoryBackend {
     }
 
     fn link(&self) -> Link {
-        *self.client.link.lock().unwrap_or_else(|e| e.into_inner())
+        *self.lock_link()
     }
 
-    fn set_link(&self, link: Link) -> Link {
-        std::mem::replace(
-            &mut *self.client.link.lock().unwrap_or_else(|e| e.into_inner()),
-            link,
-        )
+    fn lock_link(&self) -> MutexGuard<'_, Link> {
+        self.client.link.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn session_id(&self) -> u64 {
@@ -335,7 +381,7 @@ impl MemoryBackend {
             Link::Closed => Err(Error::Closed {
                 what: "memory backend",
             }),
-            Link::Suspended | Link::Partitioned => Err(Error::unavailable(
+            Link::Suspended | Link::Partitioned(_) => Err(Error::unavailable(
                 "memory client is cut off from its cluster",
             )),
         }
@@ -347,7 +393,7 @@ impl MemoryBackend {
     pub fn expire_session(&self) {
         let old = self.session_id();
         self.cluster.lock().expire(old);
-        if self.link() == Link::Connected {
+        if *self.lock_link() == Link::Connected {
             self.replace_session(old);
         }
     }
@@ -357,7 +403,7 @@ impl MemoryBackend {
     /// (the client cannot tell), but it stays alive on the server until
     /// [`heal`](Self::heal) or [`expire_session`](Self::expire_session).
     pub fn suspend(&self) {
-        self.cut_off(Link::Suspended);
+        self.cut_off(false);
     }
 
     /// Cuts the client off from the server as a network partition would: the
@@ -365,41 +411,63 @@ impl MemoryBackend {
     /// the TTL has run out (on tokio's clock, so paused-time tests can advance it).
     /// Must be called inside a tokio runtime.
     pub fn partition(&self) {
-        self.cut_off(Link::Partitioned);
+        let Some(generation) = self.cut_off(true) else {
+            return;
+        };
         let session = self.session_id();
         let this = self.clone();
         let expires = Instant::now() + self.client.ttl;
         tokio::spawn(async move {
             tokio::time::sleep_until(expires).await;
-            if this.link() == Link::Partitioned && this.session_id() == session {
+            if *this.lock_link() == Link::Partitioned(generation) && this.session_id() == session {
                 this.cluster.lock().expire(session);
             }
         });
     }
 
-    fn cut_off(&self, link: Link) {
-        if self.set_link(link) == Link::Closed {
-            self.set_link(Link::Closed);
-            return;
+    /// Cuts the client off; returns the partition's number if `partitioned`.
+    fn cut_off(&self, partitioned: bool) -> Option<u64> {
+        static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+        let mut link = self.lock_link();
+        let was = *link;
+        if was == Link::Closed {
+            return None;
         }
+        let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        *link = if partitioned {
+            Link::Partitioned(generation)
+        } else {
+            Link::Suspended
+        };
+        // A cut-off client hears nothing more from the server.
+        self.cluster
+            .lock()
+            .drop_watchers(self.client.id, Some(cut_off_error));
         // The client cannot know whether the server will keep its session, so
-        // either way it must stop leading before a TTL could run out.
+        // either way it must stop leading before a TTL could run out — counted
+        // from when it was first cut off, never pushed later.
         let ttl = self.client.ttl;
         let deadline = Instant::now() + ttl - ttl / 5;
         self.client.status.send_modify(|s| {
             s.state = SessionState::Suspended;
-            s.renew_deadline = Some(deadline);
+            if was == Link::Connected || s.renew_deadline.is_none() {
+                s.renew_deadline = Some(deadline);
+            }
         });
+        partitioned.then_some(generation)
     }
 
     /// Reconnects a suspended or partitioned client. If the server expired its
     /// session meanwhile, the client sees `Lost` and then a new session.
     pub fn heal(&self) {
-        if matches!(self.link(), Link::Closed | Link::Connected) {
-            return;
-        }
-        self.set_link(Link::Connected);
-        let old = self.session_id();
+        let old = {
+            let mut link = self.lock_link();
+            if matches!(*link, Link::Closed | Link::Connected) {
+                return;
+            }
+            *link = Link::Connected;
+            self.session_id()
+        };
         let alive = self.cluster.lock().live.contains(&old);
         if alive {
             self.client.status.send_modify(|s| {
@@ -462,6 +530,10 @@ impl Drop for CandidateGuard<'_> {
     }
 }
 
+fn cut_off_error() -> Error {
+    Error::unavailable("memory client is cut off from its cluster")
+}
+
 fn receiver_stream<T: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<Result<T>>,
 ) -> BoxStream<'static, Result<T>> {
@@ -510,8 +582,8 @@ impl Backend for MemoryBackend {
         loop {
             let mut changed = {
                 let server = self.cluster.lock();
-                let state = &server.elections[election];
-                let position = state.queue.iter().position(|e| e.term == term);
+                let state = server.elections.get(election);
+                let position = state.and_then(|s| s.queue.iter().position(|e| e.term == term));
                 match position {
                     // Our candidate is gone: the server expired the session, or
                     // someone deleted it. Never grant a candidate that does not exist.
@@ -528,7 +600,10 @@ impl Backend for MemoryBackend {
                             key: term.to_string(),
                         });
                     }
-                    Some(_) => state.changed.subscribe(),
+                    Some(_) => state
+                        .expect("the queue holds our candidate")
+                        .changed
+                        .subscribe(),
                 }
             };
             tokio::select! {
@@ -584,7 +659,7 @@ impl Backend for MemoryBackend {
         // Current value first, then changes: both under the lock, so nothing is
         // missed or reordered in between.
         let _ = tx.send(Ok(state.head()));
-        state.leader_watchers.push(tx);
+        state.leader_watchers.push((self.client.id, tx));
         Ok(receiver_stream(rx))
     }
 
@@ -605,7 +680,9 @@ impl Backend for MemoryBackend {
 
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.server()?.kv_watchers.push((prefix.clone(), tx));
+        self.server()?
+            .kv_watchers
+            .push((self.client.id, prefix.clone(), tx));
         Ok(receiver_stream(rx))
     }
 
@@ -665,15 +742,18 @@ impl Backend for MemoryBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        if self.set_link(Link::Closed) == Link::Closed {
+        if std::mem::replace(&mut *self.lock_link(), Link::Closed) == Link::Closed {
             return Ok(());
         }
         let session = self.session_id();
-        self.cluster.lock().expire(session);
+        // Closed first, so whoever sees the candidates vanish knows why.
         self.client.status.send_modify(|s| {
             s.state = SessionState::Closed;
             s.renew_deadline = None;
         });
+        let mut server = self.cluster.lock();
+        server.expire(session);
+        server.drop_watchers(self.client.id, None);
         Ok(())
     }
 }

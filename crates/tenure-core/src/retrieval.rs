@@ -34,6 +34,9 @@ pub trait LeaderRetrievalListener: Send + Sync + 'static {
 pub struct LeaderRetrieval {
     backend: DynBackend,
     info_key: Path,
+    /// The elections leader information of this component can belong to (the
+    /// shared one and the component's own); a record naming any other is corrupt.
+    elections: Arc<[Path; 2]>,
 }
 
 impl fmt::Debug for LeaderRetrieval {
@@ -52,6 +55,10 @@ impl LeaderRetrieval {
         Ok(LeaderRetrieval {
             backend,
             info_key: layout.connection_info(&component),
+            elections: Arc::new([
+                layout.shared_election(),
+                layout.component_election(&component),
+            ]),
         })
     }
 
@@ -61,7 +68,7 @@ impl LeaderRetrieval {
         let Some(stored) = self.backend.get(&self.info_key).await? else {
             return Ok(None);
         };
-        let published = PublishedInfo::decode(&self.info_key, &stored.value)?;
+        let published = decode(&self.info_key, &stored.value, &self.elections)?;
         let election = Path::parse("election", &published.election)?;
         let leader = self.backend.leader(&election).await?;
         Ok(leader
@@ -74,7 +81,12 @@ impl LeaderRetrieval {
     /// dropped.
     pub fn stream(&self) -> BoxStream<'static, Result<Option<LeaderInfo>>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(follow(self.backend.clone(), self.info_key.clone(), tx));
+        let task = tokio::spawn(follow(
+            self.backend.clone(),
+            self.info_key.clone(),
+            self.elections.clone(),
+            tx,
+        ));
         let guard = AbortOnDrop(task);
         let mut rx = rx;
         futures_util::stream::poll_fn(move |cx| {
@@ -217,10 +229,10 @@ impl Follow {
     }
 }
 
-async fn follow(backend: DynBackend, key: Path, tx: Tx) {
+async fn follow(backend: DynBackend, key: Path, elections: Arc<[Path; 2]>, tx: Tx) {
     let mut state = Follow::default();
     loop {
-        if let Err(e) = follow_once(&backend, &key, &tx, &mut state).await {
+        if let Err(e) = follow_once(&backend, &key, &elections, &tx, &mut state).await {
             if tx.send(Err(e)).is_err() {
                 return;
             }
@@ -233,10 +245,16 @@ async fn follow(backend: DynBackend, key: Path, tx: Tx) {
 }
 
 /// One pass: opens the watches and follows them until one fails.
-async fn follow_once(backend: &DynBackend, key: &Path, tx: &Tx, state: &mut Follow) -> Result<()> {
+async fn follow_once(
+    backend: &DynBackend,
+    key: &Path,
+    elections: &[Path; 2],
+    tx: &Tx,
+    state: &mut Follow,
+) -> Result<()> {
     let mut events = backend.watch(key).await?;
     state.published = match backend.get(key).await? {
-        Some(v) => decode_or_report(key, &v.value, tx),
+        Some(v) => decode_or_report(key, &v.value, elections, tx),
         None => None,
     };
     let mut election: Option<Path> = None;
@@ -247,6 +265,10 @@ async fn follow_once(backend: &DynBackend, key: &Path, tx: &Tx, state: &mut Foll
             .as_ref()
             .and_then(|p| Path::parse("election", &p.election).ok());
         if wanted != election {
+            // Terms are only comparable within one election.
+            if election.is_some() && wanted.is_some() {
+                state.highest_term = 0;
+            }
             election = wanted;
             leaders = None;
             state.leader = None;
@@ -265,7 +287,7 @@ async fn follow_once(backend: &DynBackend, key: &Path, tx: &Tx, state: &mut Foll
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => {
-                    state.published = decode_or_report(key, &value.value, tx);
+                    state.published = decode_or_report(key, &value.value, elections, tx);
                 }
                 Some(Ok(KvEvent::Delete { key: k })) if k == key.as_str() => state.published = None,
                 Some(Ok(_)) => {}
@@ -282,8 +304,28 @@ async fn follow_once(backend: &DynBackend, key: &Path, tx: &Tx, state: &mut Foll
     }
 }
 
-fn decode_or_report(key: &Path, bytes: &[u8], tx: &Tx) -> Option<PublishedInfo> {
-    match PublishedInfo::decode(key, bytes) {
+/// Decodes a published record, accepting only the elections of this component.
+fn decode(key: &Path, bytes: &[u8], elections: &[Path; 2]) -> Result<PublishedInfo> {
+    let published = PublishedInfo::decode(key, bytes)?;
+    if !elections.iter().any(|e| e.as_str() == published.election) {
+        return Err(Error::Corrupted {
+            key: key.to_string(),
+            reason: format!(
+                "names election {:?}, which is not this component's",
+                published.election
+            ),
+        });
+    }
+    Ok(published)
+}
+
+fn decode_or_report(
+    key: &Path,
+    bytes: &[u8],
+    elections: &[Path; 2],
+    tx: &Tx,
+) -> Option<PublishedInfo> {
+    match decode(key, bytes, elections) {
         Ok(p) => Some(p),
         Err(e) => {
             let _ = tx.send(Err(e));

@@ -538,6 +538,15 @@ fn check_condition(state: &State, key: &str, condition: Condition, deleting: boo
     }
 }
 
+/// Resolves once the backend is closed: its streams end then.
+async fn closing(status: &mut watch::Receiver<SessionStatus>) {
+    while status.borrow_and_update().state != SessionState::Closed {
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 fn stream<T: Send + 'static>(
     rx: mpsc::UnboundedReceiver<Result<T>>,
 ) -> BoxStream<'static, Result<T>> {
@@ -694,12 +703,14 @@ impl Backend for LocalBackend {
         let mut last = head(&state, &name);
         let mut revision = state.revision;
         let _ = tx.send(Ok(last.clone()));
+        let mut status = self.session();
         tokio::spawn(async move {
             let _interest = interest;
             loop {
                 tokio::select! {
                     r = latest.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = closing(&mut status) => return,
                 }
                 let state = latest.borrow_and_update().clone();
                 if state.revision <= revision {
@@ -753,11 +764,13 @@ impl Backend for LocalBackend {
         // Start from the state on disk now: every change after this is delivered.
         let mut seen = self.inner.load()?.revision;
         let prefix = prefix.clone();
+        let mut status = self.session();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = latest.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = closing(&mut status) => return,
                 }
                 let state = latest.borrow_and_update().clone();
                 if state.revision <= seen {
@@ -849,6 +862,10 @@ impl Backend for LocalBackend {
         if let Some(poller) = lock(&self.inner.poller).take() {
             poller.abort();
         }
+        // Closed first, so whoever sees the candidates vanish knows why.
+        self.inner
+            .status
+            .send_modify(|s| s.state = SessionState::Closed);
         let old = lock(&self.inner.session).take();
         if let Some((id, file)) = old {
             let outcome = self
@@ -864,9 +881,6 @@ impl Backend for LocalBackend {
             drop(file);
             outcome?;
         }
-        self.inner
-            .status
-            .send_modify(|s| s.state = SessionState::Closed);
         Ok(())
     }
 }

@@ -251,6 +251,113 @@ pub async fn stale_leader_fenced_write_rejected(cluster: &dyn TestCluster) {
     );
 }
 
+/// A leader that was overtaken while its session lives on — it resigned, or
+/// its candidate was deleted — cannot write with its old leadership either;
+/// writes racing the handover land before it or not at all.
+pub async fn stale_leader_fenced_after_handover(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let key = path("handover-fence/state");
+    let old = election(&backends[0], "handover-fence", "a")
+        .campaign()
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "handover-fence", "b"), 1, &tx);
+    wait_queued(&backends[0], "handover-fence", 2).await;
+
+    // The old leader keeps writing while it resigns; once one write is fenced,
+    // every later one is too.
+    let writer = {
+        let old = old.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let mut accepted = 0u32;
+            loop {
+                match old
+                    .put_unchecked(&key, format!("a-{accepted}").as_bytes())
+                    .await
+                {
+                    Ok(_) => accepted += 1,
+                    Err(Error::Fenced { .. }) => return accepted,
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    old.resign().await.unwrap();
+    let accepted = within("the old leader's writes to be fenced", writer)
+        .await
+        .unwrap();
+    let (_, new) = granted(&mut rx, "the successor").await;
+    for _ in 0..3 {
+        let err = old.put_unchecked(&key, b"late").await.unwrap_err();
+        assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    }
+    let err = backends[0]
+        .delete(&key, Condition::Any, Some(old.grant()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    let stored = backends[1].get(&key).await.unwrap();
+    match accepted {
+        0 => assert_eq!(stored, None),
+        n => assert_eq!(stored.unwrap().value, format!("a-{}", n - 1).into_bytes()),
+    }
+    new.put(&key, b"b").await.unwrap();
+    assert_eq!(backends[0].get(&key).await.unwrap().unwrap().value, b"b");
+}
+
+/// Deleting a leader's own candidate (as an operator might) ends its
+/// leadership with `CandidateRemoved`, and the next candidate is granted.
+pub async fn deleted_candidate_ends_leadership(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let leader = election(&backends[0], "deleted", "a")
+        .campaign()
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "deleted", "b"), 1, &tx);
+    wait_queued(&backends[0], "deleted", 2).await;
+    // Straight at the backend, behind the election's back.
+    backends[1].resign(leader.grant()).await.unwrap();
+    assert_eq!(
+        lost(&leader, "the lost-signal").await,
+        LossReason::CandidateRemoved
+    );
+    let (_, next) = granted(&mut rx, "the next candidate").await;
+    assert!(next.term() > leader.term());
+    let err = leader
+        .put_unchecked(&path("deleted/x"), b"late")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+}
+
+/// Closing a backend ends its leaderships with `Closed`, frees its elections
+/// for others, and makes every later call fail with `Closed`.
+pub async fn closing_the_backend_ends_everything(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let leader = election(&backends[0], "backend-close", "a")
+        .campaign()
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "backend-close", "b"), 1, &tx);
+    wait_queued(&backends[1], "backend-close", 2).await;
+    backends[0].close().await.unwrap();
+    assert_eq!(lost(&leader, "the lost-signal").await, LossReason::Closed);
+    granted(&mut rx, "the other candidate").await;
+    let err = backends[0].get(&path("backend-close/x")).await.unwrap_err();
+    assert!(matches!(err, Error::Closed { .. }), "{err}");
+    let err = election(&backends[0], "backend-close", "a")
+        .campaign()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed { .. }), "{err}");
+}
+
 /// Session expiry revokes every leadership on the session, with the reason; the
 /// process then campaigns on a new session.
 pub async fn session_expiry_revokes_every_leadership(cluster: &dyn TestCluster) {
@@ -683,8 +790,11 @@ pub async fn close_is_quiet(cluster: &dyn TestCluster) {
 
     a_le.close().await;
     let mut events = backends[1].watch(&key).await.unwrap();
-    let (tag, sid_b) = next_grant(&mut rx).await;
-    assert_eq!(tag, 1, "the closed contender was granted");
+    let (tag, told_b) = told(&mut rx, "b's grant").await;
+    let Told::Granted(sid_b) = told_b else {
+        panic!("after a closed, the next callback was {told_b:?} to contender {tag}");
+    };
+    assert_eq!(tag, 1, "the closed contender was called back");
     b_le.confirm_leadership(sid_b, "b:1").await.unwrap();
     cluster.expire_session(&backends[0]).await.unwrap();
     // b's confirmation is the only write; then b closes, deleting it.
@@ -703,7 +813,12 @@ pub async fn close_is_quiet(cluster: &dyn TestCluster) {
         within("b's removal", events.next()).await.unwrap().unwrap(),
         KvEvent::Delete { .. }
     ));
-    assert!(rx.try_recv().is_err(), "a callback fired after close");
+    a.close().await;
+    b.close().await;
+    drop((a_le, b_le));
+    if let Ok((tag, event)) = rx.try_recv() {
+        panic!("contender {tag} was told {event:?} after it was closed");
+    }
 
     let e = election(&backends[1], "quiet-election", "b");
     let leadership = e.campaign().await.unwrap();
@@ -712,7 +827,7 @@ pub async fn close_is_quiet(cluster: &dyn TestCluster) {
     assert!(leadership.token().is_cancelled());
     assert!(matches!(e.campaign().await, Err(Error::Closed { .. })));
     assert_eq!(
-        backends[0].leader(&path("quiet-election")).await.unwrap(),
+        backends[1].leader(&path("quiet-election")).await.unwrap(),
         None
     );
 }
@@ -726,7 +841,11 @@ pub async fn compare_and_set_race(cluster: &dyn TestCluster) {
         tokio::spawn(async move {
             let mut done = 0;
             while done < 20 {
-                let current = b.get(&key).await.unwrap();
+                let current = match b.get(&key).await {
+                    Ok(current) => current,
+                    Err(e) if e.is_retryable() => continue,
+                    Err(e) => panic!("unexpected error: {e}"),
+                };
                 let (n, condition) = match &current {
                     None => (0, Condition::Absent),
                     Some(v) => (
@@ -743,6 +862,7 @@ pub async fn compare_and_set_race(cluster: &dyn TestCluster) {
                 {
                     Ok(_) => done += 1,
                     Err(Error::VersionMismatch { .. } | Error::AlreadyExists { .. }) => {}
+                    Err(e) if e.is_retryable() => {}
                     Err(e) => panic!("unexpected error: {e}"),
                 }
             }
@@ -862,6 +982,18 @@ pub async fn watches_deliver_in_order(cluster: &dyn TestCluster) {
             .await
             .unwrap();
     }
+    // Deleting an absent key is not an event; drop those from the expectation.
+    let mut present = HashSet::new();
+    let expected: Vec<_> = expected
+        .into_iter()
+        .filter(|e| match e.strip_prefix("delete ") {
+            Some(k) => present.remove(k),
+            None => {
+                present.insert(e[4..e.find('=').unwrap()].to_owned());
+                true
+            }
+        })
+        .collect();
     let mut seen = Vec::new();
     while seen.len() < expected.len() {
         match within("the next watch event", events.next())
@@ -878,18 +1010,6 @@ pub async fn watches_deliver_in_order(cluster: &dyn TestCluster) {
             KvEvent::Delete { key } => seen.push(format!("delete {key}")),
         }
     }
-    // Deleting an absent key is not an event; drop those from the expectation.
-    let mut present = HashSet::new();
-    let expected: Vec<_> = expected
-        .into_iter()
-        .filter(|e| match e.strip_prefix("delete ") {
-            Some(k) => present.remove(k),
-            None => {
-                present.insert(e[4..e.find('=').unwrap()].to_owned());
-                true
-            }
-        })
-        .collect();
     assert_eq!(&seen[..expected.len()], &expected[..]);
 }
 
