@@ -1,6 +1,6 @@
 //! The `local://` backend: the [`Backend`] contract over one directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::path::Path as FsPath;
@@ -400,6 +400,9 @@ async fn poll_loop(inner: std::sync::Weak<Inner>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reaping: Option<oneshot::Receiver<Result<()>>> = None;
+    // Session files of leaders we wait on, kept open: a probe is then one
+    // try-lock, not an open and a close.
+    let mut probes: HashMap<u64, Option<File>> = HashMap::new();
     loop {
         ticker.tick().await;
         let Some(inner) = inner.upgrade() else { return };
@@ -412,7 +415,7 @@ async fn poll_loop(inner: std::sync::Weak<Inner>, interval: Duration) {
         }
         reaping = None;
         let own = lock(&inner.session).as_ref().map(|(id, _)| *id);
-        let heads: Vec<u64> = {
+        let heads: HashSet<u64> = {
             let interest = lock(&inner.interest);
             interest
                 .keys()
@@ -421,10 +424,21 @@ async fn poll_loop(inner: std::sync::Weak<Inner>, interval: Duration) {
                 .filter(|s| Some(*s) != own)
                 .collect()
         };
-        if heads
-            .iter()
-            .any(|s| matches!(inner.dir.session_alive(*s), Ok(false)))
-        {
+        probes.retain(|session, _| heads.contains(session));
+        let mut dead = false;
+        for session in heads {
+            let file = match probes.entry(session) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(inner.dir.open_session(session).unwrap_or(None))
+                }
+            };
+            dead |= match file {
+                None => true,
+                Some(file) => matches!(inner.dir.probe(file), Ok(false)),
+            };
+        }
+        if dead {
             // The writer reaps every dead session before running any job.
             let (tx, rx) = oneshot::channel();
             let job: Job = Box::new(move |_, _| {

@@ -311,6 +311,29 @@ impl Dir {
         }
     }
 
+    /// Opens the file of `session` for repeated [`probe`](Dir::probe)s; `None`
+    /// if it is gone (the session is dead).
+    pub(crate) fn open_session(&self, session: u64) -> Result<Option<File>, Error> {
+        let path = self.session_path(session);
+        match File::open(&path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(format!("cannot open {}", path.display()), e)),
+        }
+    }
+
+    /// Whether the owner of the session file `file` is alive: it holds the lock.
+    pub(crate) fn probe(&self, file: &File) -> Result<bool, Error> {
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                Ok(false)
+            }
+            Err(TryLockError::WouldBlock) => Ok(true),
+            Err(TryLockError::Error(e)) => Err(lock_error(&self.root, e)),
+        }
+    }
+
     /// Deletes the file of a dead or closed session.
     pub(crate) fn remove_session(&self, session: u64) {
         let _ = fs::remove_file(self.session_path(session));

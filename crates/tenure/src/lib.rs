@@ -13,8 +13,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Error> {
 //! // Two "processes" on one embedded cluster (use etcd:// or zk:// in production).
-//! let a = tenure::connect("memory:doc-example")?;
-//! let b = tenure::connect("memory:doc-example")?;
+//! let a = tenure::connect("memory:doc-example").await?;
+//! let b = tenure::connect("memory:doc-example").await?;
 //!
 //! // Campaign: wait until this process leads "scheduler".
 //! let leadership = ElectionFactory::new(a.clone())
@@ -86,9 +86,10 @@
 //! | URL | backend | a crashed holder is detected by |
 //! |---|---|---|
 //! | `memory:` / `memory:NAME` | in-process ([`MemoryCluster`]); `NAME` shares one cluster across the process | explicit (tests expire sessions) |
+//! | `local:///dir` | processes on one host sharing a directory, no server (feature `local`, on by default; [`LocalBackend`]) | the kernel releasing the holder's lock when it dies |
 //!
-//! More backends (`local://`, `etcd://`, `zk://`) plug in behind the same
-//! [`connect`] as they land.
+//! More backends (`etcd://`, `zk://`) plug in behind the same [`connect`] as
+//! they land.
 
 pub use tenure_core::*;
 
@@ -98,39 +99,68 @@ pub use tenure_core::*;
 /// | scheme | example | options |
 /// |---|---|---|
 /// | `memory` | `memory:`, `memory:demo` | `ttl` (session TTL, default 10s) |
+/// | `local` | `local:///var/lib/myapp/tenure` | `poll` (how often other processes' changes are looked for, default 5ms) |
 ///
 /// Fails with [`Error::InvalidInput`] (field `url`) for a malformed URL, an
-/// unknown scheme or an unknown option.
-pub fn connect(url: &str) -> Result<DynBackend> {
+/// unknown scheme or an unknown option, and with the backend's own errors when
+/// it cannot be opened.
+pub async fn connect(url: &str) -> Result<DynBackend> {
     let parsed = BackendUrl::parse(url)?;
     match parsed.scheme() {
         "memory" => Ok(std::sync::Arc::new(MemoryCluster::connect(&parsed)?)),
+        #[cfg(feature = "local")]
+        "local" => Ok(std::sync::Arc::new(LocalBackend::connect(&parsed).await?)),
         other => Err(Error::invalid(
             "url",
             url,
-            format!("has unknown scheme {other:?}; supported: memory"),
+            format!("has unknown scheme {other:?}; supported: {}", SCHEMES.join(", ")),
         )),
     }
 }
+
+/// The URL schemes this build of tenure can connect to.
+pub const SCHEMES: &[&str] = &[
+    "memory",
+    #[cfg(feature = "local")]
+    "local",
+];
+
+#[cfg(feature = "local")]
+pub use tenure_local::LocalBackend;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn connect_opens_a_local_directory() {
+        let dir = std::env::temp_dir().join(format!("tenure-facade-{}", std::process::id()));
+        let url = format!("local://{}", dir.display());
+        let a = connect(&url).await.unwrap();
+        let b = connect(&url).await.unwrap();
+        assert_eq!(a.capabilities().scheme, "local");
+        let key = Path::parse("key", "k").unwrap();
+        a.put(&key, b"v", Condition::Any, None).await.unwrap();
+        assert_eq!(b.get(&key).await.unwrap().unwrap().value, b"v");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
     async fn connect_picks_the_backend_by_scheme() {
-        let backend = connect("memory:?ttl=2s").unwrap();
+        let backend = connect("memory:?ttl=2s").await.unwrap();
         assert_eq!(backend.capabilities().scheme, "memory");
-        let a = connect("memory:shared-test").unwrap();
-        let b = connect("memory:shared-test").unwrap();
+        let a = connect("memory:shared-test").await.unwrap();
+        let b = connect("memory:shared-test").await.unwrap();
         let key = Path::parse("key", "k").unwrap();
         a.put(&key, b"v", Condition::Any, None).await.unwrap();
         assert_eq!(b.get(&key).await.unwrap().unwrap().value, b"v");
         assert_ne!(a.session().borrow().id, b.session().borrow().id);
     }
 
-    #[test]
-    fn connect_rejects_bad_urls_with_a_typed_error() {
+    #[tokio::test]
+    async fn connect_rejects_bad_urls_with_a_typed_error() {
         for bad in [
             "",
             "nope://x",
@@ -138,8 +168,11 @@ mod tests {
             "memory:?colour=blue",
             "memory:../x",
             "memory://host",
+            "local://host/tmp/x",
+            "local:relative/path",
+            "local:///tmp/x?poll=never",
         ] {
-            let err = connect(bad).unwrap_err();
+            let err = connect(bad).await.unwrap_err();
             assert!(matches!(err, Error::InvalidInput { .. }), "{bad:?}: {err}");
         }
     }
