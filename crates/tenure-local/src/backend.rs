@@ -374,10 +374,23 @@ fn fail_all(batch: Vec<Job>, dir: &Dir, error: &Error) {
     let mut scratch = State::default();
     for job in batch {
         let reply = job(&mut scratch, dir);
-        reply(Err(Error::Backend {
-            message: format!("the change was not made: {error}"),
+        reply(Err(replicate(error)));
+    }
+}
+
+/// The same error for each caller of a failed batch (errors are not `Clone`:
+/// their sources may not be).
+fn replicate(error: &Error) -> Error {
+    match error {
+        Error::Corrupted { key, reason } => Error::Corrupted {
+            key: key.clone(),
+            reason: reason.clone(),
+        },
+        Error::Unsupported { backend, what } => Error::Unsupported { backend, what },
+        other => Error::Backend {
+            message: format!("the change was not made: {other}"),
             source: None,
-        }));
+        },
     }
 }
 

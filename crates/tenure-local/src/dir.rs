@@ -92,6 +92,12 @@ impl Dir {
                         bad_path(root, format!("does not exist and cannot be created: {e}"))
                     })?;
             }
+            Err(e) if e.kind() == ErrorKind::NotADirectory => {
+                return Err(bad_path(
+                    root,
+                    "does not exist and cannot be created: one of its parents is a file".into(),
+                ));
+            }
             Err(e) => return Err(bad_path(root, format!("cannot be inspected: {e}"))),
         }
         check_private(root)?;

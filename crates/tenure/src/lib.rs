@@ -113,7 +113,10 @@ pub async fn connect(url: &str) -> Result<DynBackend> {
         other => Err(Error::invalid(
             "url",
             url,
-            format!("has unknown scheme {other:?}; supported: {}", SCHEMES.join(", ")),
+            format!(
+                "has unknown scheme {other:?}; supported: {}",
+                SCHEMES.join(", ")
+            ),
         )),
     }
 }
