@@ -17,14 +17,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// A one-minute tour on the embedded backend (no server needed): three
-    /// contenders, a leader that crashes, one that is paused, and the old
-    /// leader's late write being fenced off.
+    /// A one-minute tour with no server: three job-manager processes contend,
+    /// the leader is killed, the next one hangs mid-write, and its late write is
+    /// fenced off.
     Demo {
-        /// Session TTL of the simulated processes: how long a crashed or paused
-        /// leader keeps its session on the backend. Examples: 500ms, 1s.
+        /// Where to run: `local:` (three OS processes on a temporary directory),
+        /// `local:///some/dir`, or `memory:` (three simulated processes in this
+        /// one, with TTL sessions).
+        #[arg(long, default_value = "local:")]
+        backend: String,
+        /// Session TTL of the simulated processes of `--backend memory:`: how long
+        /// a crashed or paused leader keeps its session. Examples: 500ms, 1s.
         #[arg(long, default_value = "1s", value_parser = parse_ttl)]
         ttl: Duration,
+    },
+    /// One contender process of `tenure demo` (started by the demo itself).
+    #[command(hide = true)]
+    DemoContender {
+        /// The backend URL.
+        #[arg(long)]
+        backend: String,
+        /// The contender's name.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -51,7 +66,19 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Demo { ttl } => demo::run(ttl).await,
+            Command::Demo { backend, ttl } => match backend.as_str() {
+                "local:" => demo::local::run(None).await,
+                "memory:" => demo::memory::run(ttl).await,
+                url if url.starts_with("local:///") => {
+                    demo::local::run(Some(url.trim_start_matches("local://").into())).await
+                }
+                other => Err(tenure::Error::invalid(
+                    "--backend",
+                    other,
+                    "the demo runs on local:, local:///dir or memory:",
+                )),
+            },
+            Command::DemoContender { backend, name } => demo::contender::run(&backend, &name).await,
         }
     });
     match outcome {

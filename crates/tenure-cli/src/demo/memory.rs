@@ -1,27 +1,21 @@
-//! `tenure demo`: the no-server tour.
+//! `tenure demo --backend memory:`: the tour inside one process.
 //!
-//! Three job-manager processes contend for a cluster's components on the
-//! embedded backend. The leader confirms and publishes its address, a client
-//! follows it, the leader crashes, the next one is paused mid-write, and the
-//! paused leader's late write is fenced off when it resumes.
+//! Three simulated job-manager processes contend on the in-process backend, whose
+//! sessions rest on a TTL: a crash is noticed when the TTL runs out, and a paused
+//! leader's session expires while it is stopped, so its late write is fenced.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use super::{ms, retriever_sees, step, Timeline, CLUSTER, COMPONENTS};
+
 use tenure::{
-    Error, LeaderContender, LeaderElection, LeaderElectionService, LeaderInfo, LeaderRetrieval,
-    Leadership, MemoryBackend, MemoryCluster, Path, Result,
+    Error, LeaderContender, LeaderElection, LeaderElectionService, LeaderRetrieval, Leadership,
+    MemoryBackend, MemoryCluster, Path, Result,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
-
-const CLUSTER: &str = "demo";
-const COMPONENTS: [&str; 3] = ["dispatcher", "resource_manager", "rest_server"];
-/// How long the demo waits for any one step before giving up.
-const STEP: Duration = Duration::from_secs(30);
 
 struct Process {
     name: String,
@@ -59,30 +53,6 @@ impl LeaderContender for Contender {
     }
 }
 
-struct Timeline {
-    start: Instant,
-}
-
-impl Timeline {
-    fn say(&self, who: &str, what: impl AsRef<str>) {
-        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
-        println!("  {ms:>9.1} ms  {who:<8} {}", what.as_ref());
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-async fn step<T>(what: &str, future: impl std::future::Future<Output = Option<T>>) -> Result<T> {
-    match tokio::time::timeout(STEP, future).await {
-        Ok(Some(value)) => Ok(value),
-        _ => Err(Error::unavailable(format!(
-            "the demo gave up waiting for {what}"
-        ))),
-    }
-}
-
 /// Waits until one live process has been granted every component; returns it
 /// and its leader session id. Events of `dead` processes are not heard.
 async fn next_leader(
@@ -103,27 +73,6 @@ async fn next_leader(
                 }
             }
             None => count[told.process] = 0,
-        }
-    }
-}
-
-type Views = BoxStream<'static, Result<Option<LeaderInfo>>>;
-
-/// Prints what the retriever sees until it reports a leader with `term`.
-async fn retriever_sees(timeline: &Timeline, views: &mut Views, term: u64) -> Result<()> {
-    loop {
-        match step("the retriever", views.next()).await? {
-            Ok(Some(info)) => {
-                timeline.say(
-                    "client",
-                    format!("follows dispatcher → {} (term {})", info.address, info.term),
-                );
-                if info.term == term {
-                    return Ok(());
-                }
-            }
-            Ok(None) => timeline.say("client", "sees no dispatcher leader"),
-            Err(e) => timeline.say("client", format!("retrieval error: {e}")),
         }
     }
 }
