@@ -46,6 +46,9 @@ pub trait TestCluster: Send + Sync + 'static {
     }
 }
 
+/// How long a whole case may take before it fails.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// How long a case waits for something that must happen before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -110,7 +113,18 @@ macro_rules! conformance_suite {
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let cluster = $new_cluster().await;
-                $crate::conformance::cases::$case(&cluster).await;
+                // A hung case fails, naming itself, instead of hanging the run.
+                let outcome = ::tokio::time::timeout(
+                    $crate::conformance::CASE_TIMEOUT,
+                    $crate::conformance::cases::$case(&cluster),
+                )
+                .await;
+                assert!(
+                    outcome.is_ok(),
+                    "case {} did not finish within {:?}",
+                    stringify!($case),
+                    $crate::conformance::CASE_TIMEOUT
+                );
             }
         )*
     };

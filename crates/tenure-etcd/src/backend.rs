@@ -1,0 +1,847 @@
+//! The [`Backend`] contract over etcd: KV, Txn, Watch and one lease.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, KeyValue,
+    PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use tenure_core::{
+    Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
+    SessionId, SessionState, SessionStatus, Versioned,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::EtcdConfig;
+use crate::keys::Keys;
+
+/// The largest value, in bytes (etcd's default request limit is 1.5 MiB).
+pub const MAX_VALUE_SIZE: usize = 1024 * 1024;
+
+/// One process's client of etcd, with its own lease as its session.
+#[derive(Clone)]
+pub struct EtcdBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    keys: Keys,
+    config: EtcdConfig,
+    status: watch::Sender<SessionStatus>,
+    stop: watch::Sender<bool>,
+    /// Asks the session task to check the lease now (a call found it gone).
+    nudge: Arc<tokio::sync::Notify>,
+    /// The last answer of the server about a lease, shared by concurrent askers.
+    alive_check: tokio::sync::Mutex<Option<(SessionId, tokio::time::Instant, bool)>>,
+    session_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for EtcdBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdBackend")
+            .field("config", &self.inner.config)
+            .field("session", &*self.inner.status.borrow())
+            .finish()
+    }
+}
+
+/// Maps an etcd client error into tenure's: transport trouble is retryable.
+pub(crate) fn map_err(e: etcd_client::Error) -> Error {
+    use etcd_client::Error as E;
+    let retryable = match &e {
+        E::TransportError(_) | E::IoError(_) | E::LeaseKeepAliveError(_) | E::WatchError(_) => true,
+        E::GRpcStatus(status) => {
+            use tonic::Code;
+            matches!(
+                status.code(),
+                Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Aborted
+                    | Code::Cancelled
+                    | Code::ResourceExhausted
+                    | Code::Unknown
+            )
+        }
+        _ => false,
+    };
+    let message = e.to_string();
+    if retryable {
+        Error::Unavailable {
+            message,
+            source: Some(Box::new(e)),
+        }
+    } else {
+        Error::Backend {
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+/// Whether etcd refused a request because the lease it names is gone.
+fn lease_not_found(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::NotFound && s.message().contains("lease not found"))
+}
+
+fn kv_versioned(kv: &KeyValue) -> Versioned {
+    Versioned {
+        value: kv.value().to_vec(),
+        version: kv.mod_revision() as u64,
+    }
+}
+
+impl EtcdBackend {
+    /// Connects and opens the process's session (its lease).
+    pub async fn connect(config: EtcdConfig) -> Result<Self> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(config.connect_timeout)
+            .with_timeout(Duration::from_secs(10))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true);
+        if let Some((user, password)) = &config.user {
+            options = options.with_user(user.clone(), password.0.clone());
+        }
+        let mut endpoints = config.endpoints.clone();
+        if let Some(tls) = &config.tls {
+            options = options.with_tls(crate::tls::options(tls)?);
+            endpoints = endpoints
+                .iter()
+                .map(|e| {
+                    if e.starts_with("https://") {
+                        e.clone()
+                    } else {
+                        format!("https://{}", e.trim_start_matches("http://"))
+                    }
+                })
+                .collect();
+        }
+        let client = tokio::time::timeout(
+            config.connect_timeout * 2,
+            Client::connect(endpoints, Some(options)),
+        )
+        .await
+        .map_err(|_| Error::unavailable(format!("cannot reach etcd at {:?}", config.endpoints)))?
+        .map_err(map_err)?;
+        // One read proves the endpoint answers (and the credentials work).
+        client
+            .kv_client()
+            .get("\0tenure-probe", None)
+            .await
+            .map_err(map_err)?;
+        let (status, mut first) = watch::channel(SessionStatus {
+            id: SessionId(0),
+            state: SessionState::Suspended,
+            renew_deadline: None,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let nudge = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(crate::session::run(
+            client.clone(),
+            config.ttl,
+            status.clone(),
+            stop_rx,
+            nudge.clone(),
+        ));
+        // Wait for the first lease, so the session is usable when we return.
+        let opened = tokio::time::timeout(config.connect_timeout * 2, async {
+            loop {
+                if first.borrow_and_update().state == SessionState::Connected {
+                    return;
+                }
+                if first.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        if opened.is_err() {
+            let _ = stop.send(true);
+            task.abort();
+            return Err(Error::unavailable("etcd did not grant a lease in time"));
+        }
+        Ok(EtcdBackend {
+            inner: Arc::new(Inner {
+                client,
+                keys: Keys::new(&config.prefix),
+                config,
+                status,
+                stop,
+                nudge,
+                alive_check: tokio::sync::Mutex::new(None),
+                session_task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// The configuration this backend was made with.
+    pub fn config(&self) -> &EtcdConfig {
+        &self.inner.config
+    }
+
+    /// The etcd client, for operations tenure does not wrap.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    fn kv(&self) -> etcd_client::KvClient {
+        self.inner.client.kv_client()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if *self.inner.stop.borrow() {
+            Err(Error::Closed {
+                what: "etcd backend",
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The direct candidates of an election, oldest first, with the revision
+    /// the read was made at.
+    async fn queue(&self, election: &Path) -> Result<(Vec<KeyValue>, i64)> {
+        let prefix = self.inner.keys.election(election);
+        let mut response = self
+            .kv()
+            .get(
+                prefix.clone(),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_sort(SortTarget::Create, SortOrder::Ascend),
+                ),
+            )
+            .await
+            .map_err(map_err)?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let queue = response
+            .take_kvs()
+            .into_iter()
+            .filter(|kv| Keys::is_candidate(&prefix, kv.key()))
+            .collect();
+        Ok((queue, revision))
+    }
+
+    /// Waits until `key` is deleted (or the watch cannot say), watching from
+    /// `revision` + 1.
+    async fn wait_deleted(&self, key: &str, revision: i64) -> Result<()> {
+        let mut watch = self
+            .inner
+            .client
+            .watch_client()
+            .watch(
+                key,
+                Some(WatchOptions::new().with_start_revision(revision + 1)),
+            )
+            .await
+            .map_err(map_err)?;
+        while let Some(response) = watch.message().await.map_err(map_err)? {
+            if response.canceled() {
+                return Ok(()); // compacted or cancelled: the caller re-reads
+            }
+            if response
+                .events()
+                .iter()
+                .any(|e| e.event_type() == EventType::Delete)
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Explains a failed fenced or conditional transaction.
+    async fn explain(
+        &self,
+        key: &str,
+        condition: Condition,
+        fence: Option<&Grant>,
+        name: &Path,
+    ) -> Error {
+        if let Some(grant) = fence {
+            match self.kv().get(grant.key.clone(), None).await {
+                Ok(r)
+                    if r.kvs().first().map(|kv| kv.create_revision() as u64)
+                        == Some(grant.term) => {}
+                Ok(_) => {
+                    return Error::Fenced {
+                        election: grant.election.to_string(),
+                        term: grant.term,
+                    }
+                }
+                Err(e) => return map_err(e),
+            }
+        }
+        let current = match self.kv().get(key, None).await {
+            Ok(r) => r.kvs().first().map(|kv| kv.mod_revision() as u64),
+            Err(e) => return map_err(e),
+        };
+        match (condition, current) {
+            (Condition::Absent, Some(_)) => Error::AlreadyExists {
+                key: name.to_string(),
+            },
+            (Condition::Version(expected), actual) => Error::VersionMismatch {
+                key: name.to_string(),
+                expected,
+                actual,
+            },
+            _ => {
+                Error::unavailable("a conditional write failed and then its condition held; retry")
+            }
+        }
+    }
+
+    fn compares(&self, key: &str, condition: Condition, fence: Option<&Grant>) -> Vec<Compare> {
+        let mut compares = Vec::new();
+        if let Some(grant) = fence {
+            // The leadership is current iff its candidate still exists as
+            // created: once first in its queue, a candidate stays first.
+            compares.push(Compare::create_revision(
+                grant.key.clone(),
+                CompareOp::Equal,
+                grant.term as i64,
+            ));
+        }
+        match condition {
+            Condition::Any => {}
+            Condition::Absent => compares.push(Compare::create_revision(key, CompareOp::Equal, 0)),
+            Condition::Version(v) => {
+                compares.push(Compare::mod_revision(key, CompareOp::Equal, v as i64))
+            }
+        }
+        compares
+    }
+}
+
+/// Withdraws a candidate whose campaign was dropped: waits for the write that
+/// creates it (it may still be in flight), then deletes it.
+struct CandidateGuard {
+    client: Client,
+    key: String,
+    create: Option<JoinHandle<()>>,
+    armed: bool,
+}
+
+impl Drop for CandidateGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (client, key, create) = (self.client.clone(), self.key.clone(), self.create.take());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Some(create) = create {
+                    let _ = create.await;
+                }
+                let _ = client.kv_client().delete(key, None).await;
+            });
+        }
+    }
+}
+
+fn receiver_stream<T: Send + 'static>(
+    rx: mpsc::UnboundedReceiver<Result<T>>,
+) -> BoxStream<'static, Result<T>> {
+    let mut rx = rx;
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new("etcd")
+            .with_durable(true)
+            .with_ttl_sessions(true)
+            .with_max_value_size(MAX_VALUE_SIZE)
+    }
+
+    fn session(&self) -> watch::Receiver<SessionStatus> {
+        self.inner.status.subscribe()
+    }
+
+    async fn session_alive(&self, id: SessionId) -> Result<bool> {
+        self.check_open()?;
+        let current = *self.inner.status.borrow();
+        if current.id != id || current.state == SessionState::Lost {
+            return Ok(false);
+        }
+        // Many leaderships ask at once when a lease goes (one per election):
+        // one of them asks the server, the others take its answer.
+        let mut checked = self.inner.alive_check.lock().await;
+        if let Some((checked_id, at, alive)) = *checked {
+            if checked_id == id && at.elapsed() < Duration::from_millis(200) {
+                return Ok(alive);
+            }
+        }
+        let r = self
+            .inner
+            .client
+            .lease_client()
+            .time_to_live(id.0 as i64, None)
+            .await
+            .map_err(map_err)?;
+        let alive = r.ttl() > 0;
+        *checked = Some((id, tokio::time::Instant::now(), alive));
+        if !alive {
+            // Make the session notice now rather than at its next keep-alive.
+            self.inner.nudge.notify_one();
+        }
+        Ok(alive)
+    }
+
+    async fn campaign(&self, election: &Path, session: SessionId, value: &[u8]) -> Result<Grant> {
+        self.check_open()?;
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(Error::TooLarge {
+                field: "value",
+                size: value.len(),
+                limit: MAX_VALUE_SIZE,
+            });
+        }
+        let expired = || Error::SessionExpired { session: session.0 };
+        let current = *self.inner.status.borrow();
+        if current.id != session || current.state == SessionState::Lost {
+            return Err(expired());
+        }
+        let lease = session.0 as i64;
+        let key = self.inner.keys.candidate(election, lease);
+        // Create the candidate (or find it, if an earlier attempt of ours made
+        // it) in a task of its own, so a dropped campaign cannot cut it short
+        // and leave a candidate its guard does not know about.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let create = {
+            let (client, key, value) = (self.inner.client.clone(), key.clone(), value.to_vec());
+            tokio::spawn(async move {
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(
+                        key.clone(),
+                        value,
+                        Some(PutOptions::new().with_lease(lease)),
+                    )])
+                    .or_else([TxnOp::get(key, None)]);
+                let _ = tx.send(client.kv_client().txn(txn).await);
+            })
+        };
+        let mut guard = CandidateGuard {
+            client: self.inner.client.clone(),
+            key: key.clone(),
+            create: Some(create),
+            armed: true,
+        };
+        let response = rx
+            .await
+            .map_err(|_| Error::unavailable("the campaign's write was lost"))?
+            .map_err(|e| {
+                if lease_not_found(&e) {
+                    // The server already dropped the lease; make the session
+                    // notice now rather than at its next keep-alive.
+                    self.inner.nudge.notify_one();
+                    guard.armed = false;
+                    expired()
+                } else {
+                    map_err(e)
+                }
+            })?;
+        let term = if response.succeeded() {
+            response.header().map_or(0, |h| h.revision())
+        } else {
+            match response.op_responses().first() {
+                Some(TxnOpResponse::Get(get)) => match get.kvs().first() {
+                    Some(kv) if kv.lease() == lease => kv.create_revision(),
+                    _ => return Err(expired()),
+                },
+                _ => return Err(expired()),
+            }
+        };
+        let prefix = self.inner.keys.election(election);
+        let mut status = self.session();
+        loop {
+            let (queue, revision) = self.queue(election).await?;
+            let position = queue.iter().position(|kv| kv.key() == key.as_bytes());
+            let Some(position) = position else {
+                // Gone: the lease expired, or someone deleted the candidate.
+                guard.armed = false;
+                return Err(expired());
+            };
+            if queue[position].create_revision() != term {
+                guard.armed = false;
+                return Err(expired());
+            }
+            if position == 0 {
+                // First, and the read proved our candidate exists under the lease
+                // now: no phantom grant.
+                let s = *status.borrow();
+                if s.id != session || s.state == SessionState::Lost {
+                    return Err(expired());
+                }
+                guard.armed = false;
+                return Ok(Grant {
+                    election: election.clone(),
+                    term: term as u64,
+                    session,
+                    key,
+                });
+            }
+            // Wait for the candidate just ahead of us to go (Go's waitDeletes).
+            let ahead = String::from_utf8_lossy(queue[position - 1].key()).into_owned();
+            debug_assert!(ahead.starts_with(&prefix));
+            tokio::select! {
+                r = self.wait_deleted(&ahead, revision) => r?,
+                _ = status.changed() => {
+                    let s = *status.borrow_and_update();
+                    if s.id != session || matches!(s.state, SessionState::Lost | SessionState::Closed) {
+                        return Err(expired());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn resign(&self, grant: &Grant) -> Result<()> {
+        self.check_open()?;
+        // Delete only the candidate that was granted, not a newer one of ours.
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                grant.key.clone(),
+                CompareOp::Equal,
+                grant.term as i64,
+            )])
+            .and_then([TxnOp::delete(grant.key.clone(), None)]);
+        self.kv().txn(txn).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn leader(&self, election: &Path) -> Result<Option<LeaderRecord>> {
+        self.check_open()?;
+        let (queue, _) = self.queue(election).await?;
+        Ok(queue.first().map(|kv| LeaderRecord {
+            term: kv.create_revision() as u64,
+            value: kv.value().to_vec(),
+        }))
+    }
+
+    async fn candidates(&self, election: &Path) -> Result<Vec<Candidate>> {
+        self.check_open()?;
+        let (queue, _) = self.queue(election).await?;
+        Ok(queue
+            .iter()
+            .map(|kv| Candidate {
+                term: kv.create_revision() as u64,
+                value: kv.value().to_vec(),
+            })
+            .collect())
+    }
+
+    async fn watch_leader(
+        &self,
+        election: &Path,
+    ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
+        self.check_open()?;
+        let (queue, revision) = self.queue(election).await?;
+        let prefix = self.inner.keys.election(election);
+        let mut watch = self
+            .inner
+            .client
+            .watch_client()
+            .watch(
+                prefix.clone(),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(revision + 1),
+                ),
+            )
+            .await
+            .map_err(map_err)?;
+        // Candidates by create revision, kept from the events.
+        let mut candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)> = queue
+            .into_iter()
+            .map(|kv| {
+                (
+                    kv.create_revision(),
+                    (kv.key().to_vec(), kv.value().to_vec()),
+                )
+            })
+            .collect();
+        let head = |c: &BTreeMap<i64, (Vec<u8>, Vec<u8>)>| {
+            c.iter().next().map(|(rev, (_, value))| LeaderRecord {
+                term: *rev as u64,
+                value: value.clone(),
+            })
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut last = head(&candidates);
+        let _ = tx.send(Ok(last.clone()));
+        let mut status = self.session();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = watch.message() => m,
+                    _ = tx.closed() => return,
+                    _ = closing(&mut status) => return,
+                };
+                let response = match message {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        let _ = tx.send(Err(Error::unavailable("the leader watch ended")));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(map_err(e)));
+                        return;
+                    }
+                };
+                if response.canceled() {
+                    let _ = tx.send(Err(Error::unavailable(format!(
+                        "the leader watch was cancelled ({})",
+                        response.cancel_reason()
+                    ))));
+                    return;
+                }
+                for event in response.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    if !Keys::is_candidate(&prefix, kv.key()) {
+                        continue;
+                    }
+                    match event.event_type() {
+                        EventType::Put => {
+                            candidates.insert(
+                                kv.create_revision(),
+                                (kv.key().to_vec(), kv.value().to_vec()),
+                            );
+                        }
+                        EventType::Delete => candidates.retain(|_, (k, _)| k != kv.key()),
+                    }
+                }
+                let now = head(&candidates);
+                if now != last {
+                    last = now.clone();
+                    if tx.send(Ok(now)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(receiver_stream(rx))
+    }
+
+    async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
+        self.check_open()?;
+        let r = self
+            .kv()
+            .get(self.inner.keys.kv(key), None)
+            .await
+            .map_err(map_err)?;
+        Ok(r.kvs().first().map(kv_versioned))
+    }
+
+    async fn list(&self, prefix: &Path) -> Result<Vec<(String, Versioned)>> {
+        self.check_open()?;
+        let r = self
+            .kv()
+            .get(
+                self.inner.keys.kv(prefix),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(r.kvs()
+            .iter()
+            .filter_map(|kv| {
+                let name = self.inner.keys.kv_name(kv.key())?;
+                prefix
+                    .contains(name)
+                    .then(|| (name.to_owned(), kv_versioned(kv)))
+            })
+            .collect())
+    }
+
+    async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
+        self.check_open()?;
+        // Start right after the revision read now: every change from here on.
+        let revision = self
+            .kv()
+            .get(
+                self.inner.keys.kv(prefix),
+                Some(GetOptions::new().with_count_only()),
+            )
+            .await
+            .map_err(map_err)?
+            .header()
+            .map_or(0, |h| h.revision());
+        let mut watch = self
+            .inner
+            .client
+            .watch_client()
+            .watch(
+                self.inner.keys.kv(prefix),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(revision + 1),
+                ),
+            )
+            .await
+            .map_err(map_err)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (keys, prefix) = (self.inner.keys.clone(), prefix.clone());
+        let mut status = self.session();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = watch.message() => m,
+                    _ = tx.closed() => return,
+                    _ = closing(&mut status) => return,
+                };
+                let response = match message {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        let _ = tx.send(Err(Error::unavailable("the watch ended")));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(map_err(e)));
+                        return;
+                    }
+                };
+                if response.canceled() {
+                    // Compacted past our position: the caller re-lists.
+                    let _ = tx.send(Err(Error::unavailable(format!(
+                        "the watch was cancelled ({}); list again and re-watch",
+                        response.cancel_reason()
+                    ))));
+                    return;
+                }
+                for event in response.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    let Some(name) = keys.kv_name(kv.key()) else {
+                        continue;
+                    };
+                    if !prefix.contains(name) {
+                        continue;
+                    }
+                    let event = match event.event_type() {
+                        EventType::Put => KvEvent::Put {
+                            key: name.to_owned(),
+                            value: kv_versioned(kv),
+                        },
+                        EventType::Delete => KvEvent::Delete {
+                            key: name.to_owned(),
+                        },
+                    };
+                    if tx.send(Ok(event)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(receiver_stream(rx))
+    }
+
+    async fn put(
+        &self,
+        key: &Path,
+        value: &[u8],
+        condition: Condition,
+        fence: Option<&Grant>,
+    ) -> Result<u64> {
+        self.check_open()?;
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(Error::TooLarge {
+                field: "value",
+                size: value.len(),
+                limit: MAX_VALUE_SIZE,
+            });
+        }
+        let etcd_key = self.inner.keys.kv(key);
+        let txn = Txn::new()
+            .when(self.compares(&etcd_key, condition, fence))
+            .and_then([TxnOp::put(etcd_key.clone(), value.to_vec(), None)]);
+        let response = self.kv().txn(txn).await.map_err(map_err)?;
+        if response.succeeded() {
+            return Ok(response.header().map_or(0, |h| h.revision()) as u64);
+        }
+        Err(self.explain(&etcd_key, condition, fence, key).await)
+    }
+
+    async fn delete(
+        &self,
+        key: &Path,
+        condition: Condition,
+        fence: Option<&Grant>,
+    ) -> Result<bool> {
+        self.check_open()?;
+        if condition == Condition::Absent {
+            return Err(Error::invalid(
+                "condition",
+                "Absent",
+                "a delete may be unconditional or conditional on a version",
+            ));
+        }
+        let etcd_key = self.inner.keys.kv(key);
+        let txn = Txn::new()
+            .when(self.compares(&etcd_key, condition, fence))
+            .and_then([TxnOp::delete(etcd_key.clone(), Some(DeleteOptions::new()))]);
+        let response = self.kv().txn(txn).await.map_err(map_err)?;
+        if response.succeeded() {
+            return Ok(matches!(
+                response.op_responses().first(),
+                Some(TxnOpResponse::Delete(d)) if d.deleted() > 0
+            ));
+        }
+        let err = self.explain(&etcd_key, condition, fence, key).await;
+        Err(match err {
+            Error::VersionMismatch { actual: None, .. } => Error::NotFound {
+                key: key.to_string(),
+            },
+            other => other,
+        })
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.inner.stop.send_replace(true) {
+            return Ok(());
+        }
+        let lease = self.inner.status.borrow().id.0 as i64;
+        // Closed first, so whoever sees the candidates vanish knows why.
+        self.inner.status.send_modify(|s| {
+            s.state = SessionState::Closed;
+            s.renew_deadline = None;
+        });
+        let task = self
+            .inner
+            .session_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
+        }
+        // Revoking the lease removes every candidate of this process at once.
+        self.inner
+            .client
+            .lease_client()
+            .revoke(lease)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+}
+
+/// Resolves once the backend is closed: its streams end then.
+async fn closing(status: &mut watch::Receiver<SessionStatus>) {
+    while status.borrow_and_update().state != SessionState::Closed {
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}

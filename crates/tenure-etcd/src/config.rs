@@ -1,0 +1,239 @@
+//! How to reach etcd: endpoints, prefix, TTL, TLS and credentials, from a URL or
+//! a builder.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tenure_core::{BackendUrl, Error, Path, Result};
+
+/// The default lease TTL.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
+/// The shortest lease TTL accepted: etcd raises shorter ones anyway.
+pub const MIN_TTL: Duration = Duration::from_secs(2);
+
+/// The longest lease TTL accepted.
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+
+/// A password, kept out of `Debug` output and logs.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// TLS settings: the CA to verify servers with, and optionally a client
+/// certificate and key (files in PEM).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tls {
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) client: Option<(PathBuf, PathBuf)>,
+}
+
+/// Everything needed to connect; made by [`EtcdConfig::from_url`] or the
+/// `with_*` setters. `Debug` never shows the password.
+#[derive(Clone, Debug)]
+pub struct EtcdConfig {
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) prefix: Path,
+    pub(crate) ttl: Duration,
+    pub(crate) user: Option<(String, Secret)>,
+    pub(crate) tls: Option<Tls>,
+    pub(crate) connect_timeout: Duration,
+}
+
+fn check_endpoint(endpoint: &str) -> Result<()> {
+    let rule = "must be host:port (an optional http:// or https:// in front)";
+    let bare = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint);
+    let (host, port) = bare
+        .rsplit_once(':')
+        .ok_or_else(|| Error::invalid("endpoint", endpoint, rule))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) || bare.contains('/') {
+        return Err(Error::invalid("endpoint", endpoint, rule));
+    }
+    Ok(())
+}
+
+impl EtcdConfig {
+    /// A configuration for `endpoints` (`host:port`), with prefix `tenure` and
+    /// the default TTL.
+    pub fn new<S: AsRef<str>>(endpoints: &[S]) -> Result<Self> {
+        if endpoints.is_empty() {
+            return Err(Error::invalid(
+                "endpoint",
+                "",
+                "at least one etcd endpoint is needed",
+            ));
+        }
+        for e in endpoints {
+            check_endpoint(e.as_ref())?;
+        }
+        Ok(EtcdConfig {
+            endpoints: endpoints.iter().map(|e| e.as_ref().to_owned()).collect(),
+            prefix: Path::root("prefix", "tenure")?,
+            ttl: DEFAULT_TTL,
+            user: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+        })
+    }
+
+    /// Reads `etcd://h1:2379,h2:2379/prefix?ttl=10s&tls_ca=..&tls_cert=..&tls_key=..&user=..&password_file=..`.
+    pub fn from_url(url: &BackendUrl) -> Result<Self> {
+        if url.scheme() != "etcd" {
+            return Err(Error::invalid(
+                "url",
+                url.scheme(),
+                "is not the etcd scheme",
+            ));
+        }
+        url.check_options(&[
+            "ttl",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "user",
+            "password_file",
+        ])?;
+        if url.hosts().is_empty() {
+            return Err(Error::invalid(
+                "url",
+                url.path(),
+                "etcd URLs name their endpoints: etcd://host:port[,host:port...]/prefix",
+            ));
+        }
+        let mut config = EtcdConfig::new(url.hosts())?;
+        let prefix = url.path().trim_start_matches('/');
+        if !prefix.is_empty() {
+            config = config.with_prefix(prefix)?;
+        }
+        if let Some(ttl) = url.duration_option("ttl")? {
+            config = config.with_ttl(ttl)?;
+        }
+        let ca = url.option("tls_ca").map(PathBuf::from);
+        let cert = url.option("tls_cert").map(PathBuf::from);
+        let key = url.option("tls_key").map(PathBuf::from);
+        match (cert, key) {
+            (Some(cert), Some(key)) => config = config.with_client_cert(cert, key),
+            (None, None) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "url",
+                    "tls_cert/tls_key",
+                    "a client certificate needs both tls_cert and tls_key",
+                ))
+            }
+        }
+        if let Some(ca) = ca {
+            config = config.with_ca(ca);
+        }
+        match (url.option("user"), url.option("password_file")) {
+            (Some(user), Some(file)) => {
+                let password = std::fs::read_to_string(file).map_err(|e| {
+                    Error::invalid("url", file, format!("password_file cannot be read: {e}"))
+                })?;
+                config = config.with_user(user, password.trim_end_matches(['\n', '\r']));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "url",
+                    "user/password_file",
+                    "credentials need both user and password_file (passwords never go in URLs)",
+                ))
+            }
+        }
+        Ok(config)
+    }
+
+    /// Keys live under `prefix` (validated segments, e.g. `apps/scheduler`).
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Self> {
+        self.prefix = Path::parse("prefix", prefix)?;
+        Ok(self)
+    }
+
+    /// The lease TTL: how long the server keeps a silent process's candidates.
+    pub fn with_ttl(mut self, ttl: Duration) -> Result<Self> {
+        if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
+            return Err(Error::invalid(
+                "ttl",
+                &format!("{ttl:?}"),
+                format!("must be between {MIN_TTL:?} and {MAX_TTL:?}"),
+            ));
+        }
+        self.ttl = ttl;
+        Ok(self)
+    }
+
+    /// Authenticates as `user` (etcd's username/password auth).
+    pub fn with_user(mut self, user: &str, password: &str) -> Self {
+        self.user = Some((user.to_owned(), Secret(password.to_owned())));
+        self
+    }
+
+    /// Verifies servers with the CA certificate in `ca` (PEM); turns TLS on.
+    pub fn with_ca(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.tls.get_or_insert_with(Tls::default).ca = Some(ca.into());
+        self
+    }
+
+    /// Presents the client certificate `cert` with key `key` (PEM); turns TLS on.
+    pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.get_or_insert_with(Tls::default).client = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The lease TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_read_and_checked() {
+        let url = BackendUrl::parse("etcd://127.0.0.1:2379,10.0.0.2:2379/apps/x?ttl=5s").unwrap();
+        let config = EtcdConfig::from_url(&url).unwrap();
+        assert_eq!(config.endpoints, ["127.0.0.1:2379", "10.0.0.2:2379"]);
+        assert_eq!(config.prefix.as_str(), "apps/x");
+        assert_eq!(config.ttl, Duration::from_secs(5));
+        for bad in [
+            "etcd:///x",
+            "etcd://h/x",
+            "etcd://h:0/x",
+            "etcd://h:1/../x",
+            "etcd://h:1/x?ttl=1ms",
+            "etcd://h:1/x?tls_cert=a",
+            "etcd://h:1/x?user=root",
+            "etcd://h:1/x?colour=red",
+        ] {
+            let err = EtcdConfig::from_url(&BackendUrl::parse(bad).unwrap()).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let config = EtcdConfig::new(&["h:1"])
+            .unwrap()
+            .with_user("root", "hunter2");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("root"));
+    }
+}

@@ -1,0 +1,39 @@
+//! TLS options for the etcd client, from PEM files.
+
+use tenure_core::{Error, Result};
+
+use crate::config::Tls;
+
+fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::invalid(
+            what,
+            &path.display().to_string(),
+            format!("cannot be read: {e}"),
+        )
+    })
+}
+
+#[cfg(feature = "tls")]
+pub(crate) fn options(tls: &Tls) -> Result<etcd_client::TlsOptions> {
+    use etcd_client::{Certificate, Identity, TlsOptions};
+    let mut options = TlsOptions::new();
+    if let Some(ca) = &tls.ca {
+        options = options.ca_certificate(Certificate::from_pem(read("tls_ca", ca)?));
+    }
+    if let Some((cert, key)) = &tls.client {
+        options = options.identity(Identity::from_pem(
+            read("tls_cert", cert)?,
+            read("tls_key", key)?,
+        ));
+    }
+    Ok(options)
+}
+
+#[cfg(not(feature = "tls"))]
+pub(crate) fn options(_: &Tls) -> Result<etcd_client::TlsOptions> {
+    Err(Error::Unsupported {
+        backend: "etcd",
+        what: "TLS in a build without the `tls` feature",
+    })
+}

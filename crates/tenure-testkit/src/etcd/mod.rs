@@ -1,0 +1,11 @@
+//! etcd: single nodes and clusters of the `etcd` binary (3.4 as packaged by Debian).
+
+mod cluster;
+mod member;
+mod options;
+mod status;
+mod tls;
+
+pub use cluster::{EtcdCluster, READY_TIMEOUT};
+pub use options::EtcdOptions;
+pub use tls::TlsFiles;

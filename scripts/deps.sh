@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing tenure needs, when it is missing:
+#   etcd-server, etcd-client  real etcd servers and etcdctl for the etcd tests
+#   protobuf-compiler         protoc, to build the etcd client
+#   openssl                   certificates for the TLS tests
+set -euo pipefail
+
+need=()
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+
+if [ ${#need[@]} -gt 0 ]; then
+    echo "scripts/deps.sh: installing ${need[*]}" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
+fi
