@@ -123,19 +123,28 @@ impl EtcdBackend {
                 })
                 .collect();
         }
-        let client = tokio::time::timeout(
-            config.connect_timeout * 2,
-            Client::connect(endpoints, Some(options)),
-        )
-        .await
-        .map_err(|_| Error::unavailable(format!("cannot reach etcd at {:?}", config.endpoints)))?
-        .map_err(map_err)?;
-        // One read proves the endpoint answers (and the credentials work).
-        client
-            .kv_client()
-            .get("\0tenure-probe", None)
+        // Connecting is lazy; one read proves an endpoint answers (and that the
+        // credentials work). Both within the connect timeout.
+        let connect = async {
+            let client = Client::connect(endpoints, Some(options))
+                .await
+                .map_err(map_err)?;
+            client
+                .kv_client()
+                .get("\0tenure-probe", None)
+                .await
+                .map_err(map_err)?;
+            Ok::<_, Error>(client)
+        };
+        let client = tokio::time::timeout(config.connect_timeout, connect)
             .await
-            .map_err(map_err)?;
+            .map_err(|_| {
+                Error::unavailable(format!(
+                    "cannot reach etcd at {} within {:?}",
+                    config.endpoints.join(","),
+                    config.connect_timeout
+                ))
+            })??;
         let (status, mut first) = watch::channel(SessionStatus {
             id: SessionId(0),
             state: SessionState::Suspended,
@@ -222,11 +231,23 @@ impl EtcdBackend {
             .await
             .map_err(map_err)?;
         let revision = response.header().map_or(0, |h| h.revision());
-        let queue = response
+        let queue: Vec<KeyValue> = response
             .take_kvs()
             .into_iter()
             .filter(|kv| Keys::is_candidate(&prefix, kv.key()))
             .collect();
+        // Candidates are named by their lease (etcd's recipe); anything else in
+        // the election's directory was written by someone else.
+        if let Some(bad) = queue
+            .iter()
+            .find(|kv| !Keys::is_lease_name(&kv.key()[prefix.len()..]))
+        {
+            return Err(Error::Corrupted {
+                key: String::from_utf8_lossy(bad.key()).into_owned(),
+                reason: "not a candidate: candidate keys end in a lease id in lower-case hex"
+                    .into(),
+            });
+        }
         Ok((queue, revision))
     }
 
@@ -654,15 +675,21 @@ impl Backend for EtcdBackend {
             )
             .await
             .map_err(map_err)?;
-        Ok(r.kvs()
-            .iter()
-            .filter_map(|kv| {
-                let name = self.inner.keys.kv_name(kv.key())?;
-                prefix
-                    .contains(name)
-                    .then(|| (name.to_owned(), kv_versioned(kv)))
-            })
-            .collect())
+        let mut listed = Vec::new();
+        for kv in r.kvs() {
+            let name = self
+                .inner
+                .keys
+                .kv_name(kv.key())
+                .map_err(|reason| Error::Corrupted {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    reason,
+                })?;
+            if prefix.contains(name) {
+                listed.push((name.to_owned(), kv_versioned(kv)));
+            }
+        }
+        Ok(listed)
     }
 
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
@@ -723,8 +750,15 @@ impl Backend for EtcdBackend {
                 }
                 for event in response.events() {
                     let Some(kv) = event.kv() else { continue };
-                    let Some(name) = keys.kv_name(kv.key()) else {
-                        continue;
+                    let name = match keys.kv_name(kv.key()) {
+                        Ok(name) => name,
+                        Err(reason) => {
+                            let _ = tx.send(Err(Error::Corrupted {
+                                key: String::from_utf8_lossy(kv.key()).into_owned(),
+                                reason,
+                            }));
+                            continue;
+                        }
                     };
                     if !prefix.contains(name) {
                         continue;

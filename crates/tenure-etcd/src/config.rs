@@ -190,6 +190,12 @@ impl EtcdConfig {
         self
     }
 
+    /// How long connecting may take before it fails (retryably), default 5 s.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
     /// The lease TTL.
     pub fn ttl(&self) -> Duration {
         self.ttl

@@ -44,9 +44,22 @@ impl Keys {
         format!("{}/~kv/{key}", self.prefix)
     }
 
-    /// The tenure key of an etcd key in the key-value namespace.
-    pub(crate) fn kv_name<'a>(&self, key: &'a [u8]) -> Option<&'a str> {
-        let rest = key.strip_prefix(format!("{}/~kv/", self.prefix).as_bytes())?;
-        std::str::from_utf8(rest).ok()
+    /// Whether the last segment of a candidate key is a lease id as etcd's
+    /// recipe writes it.
+    pub(crate) fn is_lease_name(name: &[u8]) -> bool {
+        !name.is_empty()
+            && name.len() <= 16
+            && name.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// The tenure key of an etcd key in the key-value namespace, or why it is
+    /// not one (someone else wrote it).
+    pub(crate) fn kv_name<'a>(&self, key: &'a [u8]) -> Result<&'a str, String> {
+        let rest = key
+            .strip_prefix(format!("{}/~kv/", self.prefix).as_bytes())
+            .ok_or_else(|| "outside the key-value namespace".to_owned())?;
+        let name = std::str::from_utf8(rest).map_err(|_| "not UTF-8".to_owned())?;
+        Path::parse("key", name).map_err(|e| format!("not a valid key: {e}"))?;
+        Ok(name)
     }
 }

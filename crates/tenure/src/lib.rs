@@ -86,10 +86,10 @@
 //! | URL | backend | a crashed holder is detected by |
 //! |---|---|---|
 //! | `memory:` / `memory:NAME` | in-process ([`MemoryCluster`]); `NAME` shares one cluster across the process | explicit (tests expire sessions) |
-//! | `local:///dir` | processes on one host sharing a directory, no server (feature `local`, on by default; [`LocalBackend`]) | the kernel releasing the holder's lock when it dies |
+//! | `local:///dir` | processes on one host sharing a directory, no server (feature `local`, on by default; `LocalBackend`) | the kernel releasing the holder's lock when it dies |
+//! | `etcd://h:p,…/prefix` | etcd v3, interoperating with `etcdctl elect` (feature `etcd`; `EtcdBackend`) | lease TTL; the holder steps down at its renew deadline |
 //!
-//! More backends (`etcd://`, `zk://`) plug in behind the same [`connect`] as
-//! they land.
+//! More backends (`zk://`) plug in behind the same [`connect`] as they land.
 
 pub use tenure_core::*;
 
@@ -100,6 +100,7 @@ pub use tenure_core::*;
 /// |---|---|---|
 /// | `memory` | `memory:`, `memory:demo` | `ttl` (session TTL, default 10s) |
 /// | `local` | `local:///var/lib/myapp/tenure` | `poll` (how often other processes' changes are looked for, default 5ms) |
+/// | `etcd` (feature `etcd`) | `etcd://10.0.0.1:2379,10.0.0.2:2379/myapp` | `ttl` (lease TTL, 2s–1h, default 10s), `tls_ca`, `tls_cert`, `tls_key`, `user`, `password_file` |
 ///
 /// Fails with [`Error::InvalidInput`] (field `url`) for a malformed URL, an
 /// unknown scheme or an unknown option, and with the backend's own errors when
@@ -110,6 +111,8 @@ pub async fn connect(url: &str) -> Result<DynBackend> {
         "memory" => Ok(std::sync::Arc::new(MemoryCluster::connect(&parsed)?)),
         #[cfg(feature = "local")]
         "local" => Ok(std::sync::Arc::new(LocalBackend::connect(&parsed).await?)),
+        #[cfg(feature = "etcd")]
+        "etcd" => Ok(std::sync::Arc::new(EtcdBackend::from_url(&parsed).await?)),
         other => Err(Error::invalid(
             "url",
             url,
@@ -126,10 +129,15 @@ pub const SCHEMES: &[&str] = &[
     "memory",
     #[cfg(feature = "local")]
     "local",
+    #[cfg(feature = "etcd")]
+    "etcd",
 ];
 
 #[cfg(feature = "local")]
 pub use tenure_local::LocalBackend;
+
+#[cfg(feature = "etcd")]
+pub use tenure_etcd::{EtcdBackend, EtcdConfig};
 
 #[cfg(test)]
 mod tests {

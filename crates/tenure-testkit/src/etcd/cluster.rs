@@ -89,6 +89,16 @@ impl EtcdCluster {
         SHARED.get_or_init(|| Self::single().unwrap_or_else(|e| panic!("{e}")))
     }
 
+    /// The 3-member cluster of this test process, started on first use and
+    /// shared like [`shared`](Self::shared).
+    ///
+    /// # Panics
+    /// If etcd cannot be started (the message says how to install it).
+    pub fn shared_cluster() -> &'static EtcdCluster {
+        static SHARED: std::sync::OnceLock<EtcdCluster> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| Self::cluster(3).unwrap_or_else(|e| panic!("{e}")))
+    }
+
     /// Starts one member and waits until it serves.
     pub fn single() -> Result<Self, TestkitError> {
         Self::start(EtcdOptions::default())

@@ -1,0 +1,10 @@
+//! The conformance suite on a real 3-member etcd cluster, one per test binary:
+//! every client is given all three endpoints.
+
+mod common;
+
+async fn new_cluster() -> common::Etcd {
+    common::case_on(tenure_testkit::EtcdCluster::shared_cluster())
+}
+
+tenure_core::conformance_suite!(new_cluster);
