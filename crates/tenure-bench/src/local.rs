@@ -12,22 +12,27 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::report::{Report, Row, Stat};
 
-fn nanos() -> u128 {
+pub(crate) fn nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
 }
 
-fn since(earlier: u128, later: u128) -> Duration {
+pub(crate) fn since(earlier: u128, later: u128) -> Duration {
     Duration::from_nanos(later.saturating_sub(earlier) as u64)
 }
 
 /// The process side: `tenure-bench contender URL`, driven over stdin/stdout.
 pub(crate) async fn contender(url: &str) -> Result<(), String> {
+    contender_named(url, "bench").await
+}
+
+/// [`contender`] for election `name`.
+pub(crate) async fn contender_named(url: &str, name: &str) -> Result<(), String> {
     let backend = tenure::connect(url).await.map_err(|e| e.to_string())?;
     let election = ElectionFactory::new(backend.clone())
-        .new_election("bench")
+        .new_election(name)
         .map_err(|e| e.to_string())?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut held: Option<Leadership> = None;
@@ -73,14 +78,14 @@ pub(crate) async fn contender(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl Proc {
-    async fn start(url: &str) -> Result<Proc, String> {
+    pub(crate) async fn start(url: &str) -> Result<Proc, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
             .args(["contender", url])
@@ -100,7 +105,7 @@ impl Proc {
         Ok(p)
     }
 
-    async fn send(&mut self, line: &str) -> Result<(), String> {
+    pub(crate) async fn send(&mut self, line: &str) -> Result<(), String> {
         self.stdin
             .write_all(format!("{line}\n").as_bytes())
             .await
@@ -108,7 +113,7 @@ impl Proc {
     }
 
     /// The value after `word` on the next line starting with it.
-    async fn expect(&mut self, word: &str) -> Result<u128, String> {
+    pub(crate) async fn expect(&mut self, word: &str) -> Result<u128, String> {
         loop {
             let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
                 .await
@@ -123,7 +128,7 @@ impl Proc {
     }
 }
 
-async fn queued(observer: &DynBackend, n: usize) -> Result<(), String> {
+pub(crate) async fn queued(observer: &DynBackend, n: usize) -> Result<(), String> {
     let name = Path::parse("election", "bench").map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while observer
@@ -134,7 +139,8 @@ async fn queued(observer: &DynBackend, n: usize) -> Result<(), String> {
         != n
     {
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("never saw {n} candidates"));
+            let seen = observer.candidates(&name).await.map_err(|e| e.to_string())?;
+            return Err(format!("never saw {n} candidates: {seen:?}"));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }

@@ -10,6 +10,7 @@
 
 use std::process::ExitCode;
 
+mod etcd;
 mod local;
 mod memory;
 mod report;
@@ -31,10 +32,21 @@ fn main() -> ExitCode {
                     .and_then(|i| args.get(i + 1))
                     .cloned()
                     .unwrap_or_else(|| "BENCHMARKS.md".into());
-                run_all(quick, &out).await
+                let only = args
+                    .iter()
+                    .position(|a| a == "--only")
+                    .and_then(|i| args.get(i + 1))
+                    .cloned();
+                run_all(quick, &out, only.as_deref()).await
             }
             Some("contender") if args.len() == 2 => local::contender(&args[1]).await,
-            _ => Err("usage: tenure-bench all [--quick] [--out FILE]".to_owned()),
+            Some("contender") if args.len() == 3 => {
+                local::contender_named(&args[1], &args[2]).await
+            }
+            _ => Err(
+                "usage: tenure-bench all [--quick] [--out FILE] [--only memory|local|etcd]"
+                    .to_owned(),
+            ),
         }
     });
     match outcome {
@@ -46,11 +58,19 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_all(quick: bool, out: &str) -> Result<(), String> {
+async fn run_all(quick: bool, out: &str, only: Option<&str>) -> Result<(), String> {
     let scale = if quick { 4 } else { 1 };
     let mut report = report::Report::start(quick);
-    memory::run(&mut report, scale).await?;
-    local::run(&mut report, scale).await?;
+    let wanted = |backend: &str| only.is_none_or(|o| o == backend);
+    if wanted("memory") {
+        memory::run(&mut report, scale).await?;
+    }
+    if wanted("local") {
+        local::run(&mut report, scale).await?;
+    }
+    if wanted("etcd") {
+        etcd::run(&mut report, scale).await?;
+    }
     report.write(out)?;
     println!("wrote {out}");
     Ok(())

@@ -23,6 +23,8 @@ pub(crate) struct Report {
     quick: bool,
     load: String,
     rows: Vec<Row>,
+    /// Results that are not latency distributions, as table rows.
+    lines: Vec<String>,
 }
 
 fn ms(d: Duration) -> String {
@@ -43,6 +45,7 @@ impl Report {
             quick,
             load,
             rows: Vec::new(),
+            lines: Vec::new(),
         }
     }
 
@@ -58,6 +61,10 @@ impl Report {
             ms(quantile(&sorted, 0.99)),
         );
         self.rows.push(row);
+    }
+
+    pub(crate) fn add_line(&mut self, line: String) {
+        self.lines.push(line);
     }
 
     pub(crate) fn write(&self, path: &str) -> Result<(), String> {
@@ -108,6 +115,15 @@ impl Report {
                 target,
                 met
             );
+        }
+        if !self.lines.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n| backend | scenario | time | memory | backend traffic while holding |\n|---|---|---|---|---|"
+            );
+            for line in &self.lines {
+                let _ = writeln!(md, "{line}");
+            }
         }
         let _ = writeln!(md, "\nNotes:\n");
         for row in self.rows.iter().filter(|r| !r.note.is_empty()) {

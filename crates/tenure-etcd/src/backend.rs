@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::EtcdConfig;
 use crate::keys::Keys;
+use crate::watch::WatchHub;
 
 /// The largest value, in bytes (etcd's default request limit is 1.5 MiB).
 pub const MAX_VALUE_SIZE: usize = 1024 * 1024;
@@ -39,6 +40,8 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// Asks the session task to check the lease now (a call found it gone).
     nudge: Arc<tokio::sync::Notify>,
+    /// Every watch of this process, over one stream.
+    hub: WatchHub,
     /// The last answer of the server about a lease, shared by concurrent askers.
     alive_check: tokio::sync::Mutex<Option<(SessionId, tokio::time::Instant, bool)>>,
     session_task: Mutex<Option<JoinHandle<()>>>,
@@ -176,6 +179,7 @@ impl EtcdBackend {
             task.abort();
             return Err(Error::unavailable("etcd did not grant a lease in time"));
         }
+        let hub = WatchHub::new(client.clone());
         Ok(EtcdBackend {
             inner: Arc::new(Inner {
                 client,
@@ -184,6 +188,7 @@ impl EtcdBackend {
                 status,
                 stop,
                 nudge,
+                hub,
                 alive_check: tokio::sync::Mutex::new(None),
                 session_task: Mutex::new(Some(task)),
             }),
@@ -256,23 +261,13 @@ impl EtcdBackend {
     async fn wait_deleted(&self, key: &str, revision: i64) -> Result<()> {
         let mut watch = self
             .inner
-            .client
-            .watch_client()
-            .watch(
-                key,
-                Some(WatchOptions::new().with_start_revision(revision + 1)),
-            )
-            .await
-            .map_err(map_err)?;
-        while let Some(response) = watch.message().await.map_err(map_err)? {
-            if response.canceled() {
-                return Ok(()); // compacted or cancelled: the caller re-reads
-            }
-            if response
-                .events()
-                .iter()
-                .any(|e| e.event_type() == EventType::Delete)
-            {
+            .hub
+            .watch(key, WatchOptions::new().with_start_revision(revision + 1))
+            .await?;
+        while let Some(events) = watch.next().await {
+            // An error (compaction, a broken stream): the caller re-reads.
+            let Ok(events) = events else { return Ok(()) };
+            if events.iter().any(|e| e.event_type() == EventType::Delete) {
                 return Ok(());
             }
         }
@@ -571,18 +566,14 @@ impl Backend for EtcdBackend {
         let prefix = self.inner.keys.election(election);
         let mut watch = self
             .inner
-            .client
-            .watch_client()
+            .hub
             .watch(
                 prefix.clone(),
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(revision + 1),
-                ),
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(revision + 1),
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
         // Candidates by create revision, kept from the events.
         let mut candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)> = queue
             .into_iter()
@@ -606,29 +597,22 @@ impl Backend for EtcdBackend {
         tokio::spawn(async move {
             loop {
                 let message = tokio::select! {
-                    m = watch.message() => m,
+                    m = watch.next() => m,
                     _ = tx.closed() => return,
                     _ = closing(&mut status) => return,
                 };
-                let response = match message {
-                    Ok(Some(r)) => r,
-                    Ok(None) => {
+                let events = match message {
+                    Some(Ok(events)) => events,
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    None => {
                         let _ = tx.send(Err(Error::unavailable("the leader watch ended")));
                         return;
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(map_err(e)));
-                        return;
-                    }
                 };
-                if response.canceled() {
-                    let _ = tx.send(Err(Error::unavailable(format!(
-                        "the leader watch was cancelled ({})",
-                        response.cancel_reason()
-                    ))));
-                    return;
-                }
-                for event in response.events() {
+                for event in &events {
                     let Some(kv) = event.kv() else { continue };
                     if !Keys::is_candidate(&prefix, kv.key()) {
                         continue;
@@ -707,48 +691,38 @@ impl Backend for EtcdBackend {
             .map_or(0, |h| h.revision());
         let mut watch = self
             .inner
-            .client
-            .watch_client()
+            .hub
             .watch(
                 self.inner.keys.kv(prefix),
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(revision + 1),
-                ),
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(revision + 1),
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (keys, prefix) = (self.inner.keys.clone(), prefix.clone());
         let mut status = self.session();
         tokio::spawn(async move {
             loop {
                 let message = tokio::select! {
-                    m = watch.message() => m,
+                    m = watch.next() => m,
                     _ = tx.closed() => return,
                     _ = closing(&mut status) => return,
                 };
-                let response = match message {
-                    Ok(Some(r)) => r,
-                    Ok(None) => {
+                let events = match message {
+                    Some(Ok(events)) => events,
+                    // Compacted past our position, or a broken stream: the
+                    // caller lists again and re-watches.
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    None => {
                         let _ = tx.send(Err(Error::unavailable("the watch ended")));
                         return;
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(map_err(e)));
-                        return;
-                    }
                 };
-                if response.canceled() {
-                    // Compacted past our position: the caller re-lists.
-                    let _ = tx.send(Err(Error::unavailable(format!(
-                        "the watch was cancelled ({}); list again and re-watch",
-                        response.cancel_reason()
-                    ))));
-                    return;
-                }
-                for event in response.events() {
+                for event in &events {
                     let Some(kv) = event.kv() else { continue };
                     let name = match keys.kv_name(kv.key()) {
                         Ok(name) => name,

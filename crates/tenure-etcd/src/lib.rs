@@ -29,6 +29,7 @@ mod config;
 mod keys;
 mod session;
 mod tls;
+mod watch;
 
 pub use backend::{EtcdBackend, MAX_VALUE_SIZE};
 pub use config::{EtcdConfig, DEFAULT_TTL, MAX_TTL, MIN_TTL};

@@ -1,0 +1,197 @@
+//! One etcd watch stream per process, shared by every watch of the process:
+//! a leadership monitor per election costs a watch id, not a gRPC stream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use etcd_client::{Client, Event, WatchOptions, WatchRequestSender, WatchResponseStream};
+use tenure_core::{Error, Result};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::map_err;
+
+type Events = mpsc::UnboundedSender<Result<Vec<Event>>>;
+
+enum Command {
+    Add {
+        id: i64,
+        key: Vec<u8>,
+        options: WatchOptions,
+        events: Events,
+        created: oneshot::Sender<Result<()>>,
+    },
+    Cancel(i64),
+}
+
+/// Multiplexes watches over one stream, opened on first use and re-opened after
+/// it fails (the watches on a failed stream end with an error; their owners
+/// re-read and re-watch).
+#[derive(Debug)]
+pub(crate) struct WatchHub {
+    commands: mpsc::UnboundedSender<Command>,
+    next_id: AtomicI64,
+}
+
+/// One watch on the hub; cancelled when dropped.
+#[derive(Debug)]
+pub(crate) struct HubWatch {
+    id: i64,
+    events: mpsc::UnboundedReceiver<Result<Vec<Event>>>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl HubWatch {
+    /// The events of the next response; `None` or an error ends the watch.
+    pub(crate) async fn next(&mut self) -> Option<Result<Vec<Event>>> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for HubWatch {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Cancel(self.id));
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Add { id, .. } => write!(f, "Add({id})"),
+            Command::Cancel(id) => write!(f, "Cancel({id})"),
+        }
+    }
+}
+
+impl WatchHub {
+    pub(crate) fn new(client: Client) -> Self {
+        let (commands, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(client, rx));
+        WatchHub {
+            commands,
+            next_id: AtomicI64::new(1),
+        }
+    }
+
+    /// Watches `key` with `options`; returns once etcd confirmed the watch, so
+    /// every change after that is delivered.
+    pub(crate) async fn watch(&self, key: impl Into<Vec<u8>>, options: WatchOptions) -> Result<HubWatch> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (created, created_rx) = oneshot::channel();
+        self.commands
+            .send(Command::Add {
+                id,
+                key: key.into(),
+                options: options.with_watch_id(id),
+                events,
+                created,
+            })
+            .map_err(|_| Error::Closed { what: "etcd watch hub" })?;
+        let watch = HubWatch {
+            id,
+            events: events_rx,
+            commands: self.commands.clone(),
+        };
+        created_rx
+            .await
+            .map_err(|_| Error::unavailable("the etcd watch stream closed"))??;
+        Ok(watch)
+    }
+}
+
+type Stream = (WatchRequestSender, WatchResponseStream);
+
+async fn run(client: Client, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut stream: Option<Stream> = None;
+    let mut watchers: HashMap<i64, (Events, Option<oneshot::Sender<Result<()>>>)> = HashMap::new();
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Add { id, key, options, events, created }) => {
+                    let sent = match stream.as_mut() {
+                        Some((sender, _)) => sender.watch(key, Some(options)).await,
+                        None => match client.watch_client().watch(key, Some(options)).await {
+                            Ok(opened) => {
+                                stream = Some(opened.split());
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        },
+                    };
+                    match sent {
+                        Ok(()) => {
+                            watchers.insert(id, (events, Some(created)));
+                        }
+                        Err(e) => {
+                            let _ = created.send(Err(map_err(e)));
+                            fail_all(&mut watchers, &mut stream, "the etcd watch stream failed");
+                        }
+                    }
+                }
+                Some(Command::Cancel(id)) => {
+                    if watchers.remove(&id).is_some() {
+                        if let Some((sender, _)) = stream.as_mut() {
+                            let _ = sender.cancel(id).await;
+                        }
+                    }
+                }
+            },
+            response = next(&mut stream) => match response {
+                Ok(Some(response)) => {
+                    let id = response.watch_id();
+                    let Some((events, created)) = watchers.get_mut(&id) else { continue };
+                    if response.created() {
+                        if let Some(created) = created.take() {
+                            let _ = created.send(Ok(()));
+                        }
+                    }
+                    if response.canceled() {
+                        let reason = format!(
+                            "etcd cancelled the watch ({}); read again and re-watch",
+                            response.cancel_reason()
+                        );
+                        if let Some(created) = created.take() {
+                            let _ = created.send(Err(Error::unavailable(reason.clone())));
+                        }
+                        let _ = events.send(Err(Error::unavailable(reason)));
+                        watchers.remove(&id);
+                        continue;
+                    }
+                    if !response.events().is_empty()
+                        && events.send(Ok(response.events().to_vec())).is_err()
+                    {
+                        watchers.remove(&id);
+                        if let Some((sender, _)) = stream.as_mut() {
+                            let _ = sender.cancel(id).await;
+                        }
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    fail_all(&mut watchers, &mut stream, "the etcd watch stream ended");
+                }
+            },
+        }
+    }
+}
+
+fn fail_all(
+    watchers: &mut HashMap<i64, (Events, Option<oneshot::Sender<Result<()>>>)>,
+    stream: &mut Option<Stream>,
+    why: &str,
+) {
+    *stream = None;
+    for (_, (events, created)) in watchers.drain() {
+        if let Some(created) = created {
+            let _ = created.send(Err(Error::unavailable(why)));
+        }
+        let _ = events.send(Err(Error::unavailable(why)));
+    }
+}
+
+async fn next(stream: &mut Option<Stream>) -> std::result::Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {
+    match stream {
+        Some((_, responses)) => responses.message().await,
+        None => std::future::pending().await,
+    }
+}
