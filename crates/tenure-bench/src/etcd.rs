@@ -92,6 +92,9 @@ pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String>
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         let took = started.elapsed();
+        // Let the leadership monitors open their watches before measuring the
+        // steady state.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let per_election = (rss_kib().saturating_sub(rss_before)) as f64 / n as f64;
         let traffic = received_per_second(&etcd).await;
         println!(

@@ -139,7 +139,10 @@ pub(crate) async fn queued(observer: &DynBackend, n: usize) -> Result<(), String
         != n
     {
         if tokio::time::Instant::now() > deadline {
-            let seen = observer.candidates(&name).await.map_err(|e| e.to_string())?;
+            let seen = observer
+                .candidates(&name)
+                .await
+                .map_err(|e| e.to_string())?;
             return Err(format!("never saw {n} candidates: {seen:?}"));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;

@@ -274,6 +274,65 @@ impl EtcdBackend {
         Ok(())
     }
 
+    /// Deletes candidate `key` if it is still the one created at `term`.
+    async fn withdraw(&self, key: &str, term: i64) -> Result<()> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, term)])
+            .and_then([TxnOp::delete(key, None)]);
+        self.kv().txn(txn).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Waits until candidate `key` (created at `term`) is first in its queue,
+    /// re-reading the queue after every change ahead of it.
+    async fn wait_first(
+        &self,
+        election: &Path,
+        key: &str,
+        term: i64,
+        session: SessionId,
+    ) -> Result<()> {
+        let expired = || Error::SessionExpired { session: session.0 };
+        let mut status = self.session();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let (queue, revision) = self.queue(election).await?;
+            let Some(position) = queue.iter().position(|kv| kv.key() == key.as_bytes()) else {
+                // Gone: the lease expired, or someone deleted the candidate.
+                return Err(expired());
+            };
+            if queue[position].create_revision() != term {
+                return Err(expired());
+            }
+            if position == 0 {
+                // First, and the read proved our candidate exists under the lease
+                // now: no phantom grant.
+                let s = *status.borrow();
+                if s.id != session || s.state == SessionState::Lost {
+                    return Err(expired());
+                }
+                return Ok(());
+            }
+            // Wait for the candidate just ahead of us to go (Go's waitDeletes).
+            let ahead = String::from_utf8_lossy(queue[position - 1].key()).into_owned();
+            tokio::select! {
+                r = self.wait_deleted(&ahead, revision) => {
+                    if r.is_err() {
+                        // The watch could not be opened: read again shortly.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+                _ = status.changed() => {
+                    let s = *status.borrow_and_update();
+                    if s.id != session || matches!(s.state, SessionState::Lost | SessionState::Closed) {
+                        return Err(expired());
+                    }
+                }
+            }
+        }
+    }
+
     /// Explains a failed fenced or conditional transaction.
     async fn explain(
         &self,
@@ -343,6 +402,8 @@ struct CandidateGuard {
     client: Client,
     key: String,
     create: Option<JoinHandle<()>>,
+    /// The candidate's create revision, once known.
+    term: Option<i64>,
     armed: bool,
 }
 
@@ -351,13 +412,38 @@ impl Drop for CandidateGuard {
         if !self.armed {
             return;
         }
-        let (client, key, create) = (self.client.clone(), self.key.clone(), self.create.take());
+        let (client, key, create, term) = (
+            self.client.clone(),
+            self.key.clone(),
+            self.create.take(),
+            self.term,
+        );
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Some(create) = create {
                     let _ = create.await;
                 }
-                let _ = client.kv_client().delete(key, None).await;
+                // Only the candidate this campaign made: if the revision is not
+                // known yet, read it (a later campaign of ours makes a new one).
+                let term = match term {
+                    Some(term) => Some(term),
+                    None => client
+                        .kv_client()
+                        .get(key.clone(), None)
+                        .await
+                        .ok()
+                        .and_then(|r| r.kvs().first().map(|kv| kv.create_revision())),
+                };
+                if let Some(term) = term {
+                    let txn = Txn::new()
+                        .when([Compare::create_revision(
+                            key.clone(),
+                            CompareOp::Equal,
+                            term,
+                        )])
+                        .and_then([TxnOp::delete(key, None)]);
+                    let _ = client.kv_client().txn(txn).await;
+                }
             });
         }
     }
@@ -393,7 +479,8 @@ impl Backend for EtcdBackend {
         // one of them asks the server, the others take its answer.
         let mut checked = self.inner.alive_check.lock().await;
         if let Some((checked_id, at, alive)) = *checked {
-            if checked_id == id && at.elapsed() < Duration::from_millis(200) {
+            // A lease that is gone never comes back; a live one is re-checked.
+            if checked_id == id && (!alive || at.elapsed() < Duration::from_millis(200)) {
                 return Ok(alive);
             }
         }
@@ -451,6 +538,7 @@ impl Backend for EtcdBackend {
             client: self.inner.client.clone(),
             key: key.clone(),
             create: Some(create),
+            term: None,
             armed: true,
         };
         let response = rx
@@ -478,48 +566,28 @@ impl Backend for EtcdBackend {
                 _ => return Err(expired()),
             }
         };
-        let prefix = self.inner.keys.election(election);
-        let mut status = self.session();
-        loop {
-            let (queue, revision) = self.queue(election).await?;
-            let position = queue.iter().position(|kv| kv.key() == key.as_bytes());
-            let Some(position) = position else {
-                // Gone: the lease expired, or someone deleted the candidate.
-                guard.armed = false;
-                return Err(expired());
-            };
-            if queue[position].create_revision() != term {
-                guard.armed = false;
-                return Err(expired());
-            }
-            if position == 0 {
-                // First, and the read proved our candidate exists under the lease
-                // now: no phantom grant.
-                let s = *status.borrow();
-                if s.id != session || s.state == SessionState::Lost {
-                    return Err(expired());
-                }
-                guard.armed = false;
-                return Ok(Grant {
-                    election: election.clone(),
-                    term: term as u64,
-                    session,
-                    key,
-                });
-            }
-            // Wait for the candidate just ahead of us to go (Go's waitDeletes).
-            let ahead = String::from_utf8_lossy(queue[position - 1].key()).into_owned();
-            debug_assert!(ahead.starts_with(&prefix));
-            tokio::select! {
-                r = self.wait_deleted(&ahead, revision) => r?,
-                _ = status.changed() => {
-                    let s = *status.borrow_and_update();
-                    if s.id != session || matches!(s.state, SessionState::Lost | SessionState::Closed) {
-                        return Err(expired());
-                    }
+        // From here on the candidate's create revision is known: whatever
+        // removes it (this call on an error, the guard on a drop) removes only
+        // this very candidate, never a later one of the same lease.
+        guard.term = Some(term);
+        let outcome = self.wait_first(election, &key, term, session).await;
+        match &outcome {
+            Ok(_) => guard.armed = false,
+            Err(Error::SessionExpired { .. }) => guard.armed = false,
+            Err(_) => {
+                // Withdraw now rather than leave it to the guard's background
+                // task, so a retry never finds (or loses) a stale candidate.
+                if self.withdraw(&key, term).await.is_ok() {
+                    guard.armed = false;
                 }
             }
         }
+        outcome.map(|()| Grant {
+            election: election.clone(),
+            term: term as u64,
+            session,
+            key,
+        })
     }
 
     async fn resign(&self, grant: &Grant) -> Result<()> {
@@ -835,13 +903,12 @@ impl Backend for EtcdBackend {
             task.abort();
         }
         // Revoking the lease removes every candidate of this process at once.
-        self.inner
-            .client
-            .lease_client()
-            .revoke(lease)
-            .await
-            .map(|_| ())
-            .map_err(map_err)
+        match self.inner.client.lease_client().revoke(lease).await {
+            Ok(_) => Ok(()),
+            // Already expired: its candidates are gone too.
+            Err(e) if lease_not_found(&e) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
     }
 }
 

@@ -9,8 +9,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Runs the lease: grants it, keeps it alive, publishes the status with the renew
-/// deadline, and replaces it when the server says it expired. Ends when the
-/// status channel has no receivers left or `stop` fires.
+/// deadline, and replaces it when the server says it expired. Ends when `stop`
+/// fires or its sender is dropped (the backend is gone) — never merely because
+/// nobody watches the status at the moment.
 pub(crate) async fn run(
     client: Client,
     ttl: Duration,
@@ -84,18 +85,18 @@ async fn keep_alive(
 ) -> bool {
     let interval = ttl / 3;
     let mut stream = None;
+    // After a failed round trip, try again soon: the renew deadline is near.
+    let mut wait = interval;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = nudge.notified() => {}
             _ = stop.changed() => return false,
-        }
-        if status.is_closed() {
-            return false;
         }
         let sent = Instant::now();
         match tokio::time::timeout(interval, renew(client, lease, &mut stream)).await {
             Ok(Ok(remaining)) if remaining > 0 => {
+                wait = interval;
                 status.send_modify(|s| {
                     s.state = SessionState::Connected;
                     s.renew_deadline = Some(deadline(sent, Duration::from_secs(remaining as u64)));
@@ -105,6 +106,7 @@ async fn keep_alive(
             Ok(Ok(_)) => return true,
             _ => {
                 stream = None;
+                wait = (interval / 4).max(Duration::from_millis(100));
                 // Ask the server whether the lease survived before calling the
                 // connection suspended: an expired lease is a loss, not a blip.
                 match tokio::time::timeout(

@@ -12,6 +12,9 @@ use crate::backend::map_err;
 
 type Events = mpsc::UnboundedSender<Result<Vec<Event>>>;
 
+/// Each watch's event channel, and its creation's answer until etcd confirms.
+type Watchers = HashMap<i64, (Events, Option<oneshot::Sender<Result<()>>>)>;
+
 enum Command {
     Add {
         id: i64,
@@ -74,7 +77,11 @@ impl WatchHub {
 
     /// Watches `key` with `options`; returns once etcd confirmed the watch, so
     /// every change after that is delivered.
-    pub(crate) async fn watch(&self, key: impl Into<Vec<u8>>, options: WatchOptions) -> Result<HubWatch> {
+    pub(crate) async fn watch(
+        &self,
+        key: impl Into<Vec<u8>>,
+        options: WatchOptions,
+    ) -> Result<HubWatch> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (events, events_rx) = mpsc::unbounded_channel();
         let (created, created_rx) = oneshot::channel();
@@ -86,7 +93,9 @@ impl WatchHub {
                 events,
                 created,
             })
-            .map_err(|_| Error::Closed { what: "etcd watch hub" })?;
+            .map_err(|_| Error::Closed {
+                what: "etcd watch hub",
+            })?;
         let watch = HubWatch {
             id,
             events: events_rx,
@@ -99,24 +108,62 @@ impl WatchHub {
     }
 }
 
-type Stream = (WatchRequestSender, WatchResponseStream);
+/// The open stream: a queue of requests, written by a task of its own, and
+/// the responses, read by the hub. Reading never waits for writing: if it did,
+/// etcd (waiting to send us responses) and we (waiting to send it requests)
+/// could wait on each other forever.
+struct Stream {
+    requests: mpsc::UnboundedSender<Request>,
+    responses: WatchResponseStream,
+}
+
+enum Request {
+    Watch(Vec<u8>, WatchOptions),
+    Cancel(i64),
+}
+
+impl Stream {
+    fn start(sender: WatchRequestSender, responses: WatchResponseStream) -> Stream {
+        let (requests, mut queue) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut sender = sender;
+            while let Some(request) = queue.recv().await {
+                let sent = match request {
+                    Request::Watch(key, options) => sender.watch(key, Some(options)).await,
+                    Request::Cancel(id) => sender.cancel(id).await,
+                };
+                if sent.is_err() {
+                    return; // the response side sees the stream fail
+                }
+            }
+        });
+        Stream {
+            requests,
+            responses,
+        }
+    }
+}
 
 async fn run(client: Client, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut stream: Option<Stream> = None;
-    let mut watchers: HashMap<i64, (Events, Option<oneshot::Sender<Result<()>>>)> = HashMap::new();
+    let mut watchers: Watchers = HashMap::new();
     loop {
         tokio::select! {
             command = commands.recv() => match command {
                 None => return,
                 Some(Command::Add { id, key, options, events, created }) => {
                     let sent = match stream.as_mut() {
-                        Some((sender, _)) => sender.watch(key, Some(options)).await,
+                        Some(open) => open
+                            .requests
+                            .send(Request::Watch(key, options))
+                            .map_err(|_| Error::unavailable("the etcd watch stream failed")),
                         None => match client.watch_client().watch(key, Some(options)).await {
                             Ok(opened) => {
-                                stream = Some(opened.split());
+                                let (sender, responses) = opened.split();
+                                stream = Some(Stream::start(sender, responses));
                                 Ok(())
                             }
-                            Err(e) => Err(e),
+                            Err(e) => Err(map_err(e)),
                         },
                     };
                     match sent {
@@ -124,15 +171,15 @@ async fn run(client: Client, mut commands: mpsc::UnboundedReceiver<Command>) {
                             watchers.insert(id, (events, Some(created)));
                         }
                         Err(e) => {
-                            let _ = created.send(Err(map_err(e)));
+                            let _ = created.send(Err(e));
                             fail_all(&mut watchers, &mut stream, "the etcd watch stream failed");
                         }
                     }
                 }
                 Some(Command::Cancel(id)) => {
                     if watchers.remove(&id).is_some() {
-                        if let Some((sender, _)) = stream.as_mut() {
-                            let _ = sender.cancel(id).await;
+                        if let Some(open) = stream.as_ref() {
+                            let _ = open.requests.send(Request::Cancel(id));
                         }
                     }
                 }
@@ -162,8 +209,8 @@ async fn run(client: Client, mut commands: mpsc::UnboundedReceiver<Command>) {
                         && events.send(Ok(response.events().to_vec())).is_err()
                     {
                         watchers.remove(&id);
-                        if let Some((sender, _)) = stream.as_mut() {
-                            let _ = sender.cancel(id).await;
+                        if let Some(open) = stream.as_ref() {
+                            let _ = open.requests.send(Request::Cancel(id));
                         }
                     }
                 }
@@ -175,11 +222,7 @@ async fn run(client: Client, mut commands: mpsc::UnboundedReceiver<Command>) {
     }
 }
 
-fn fail_all(
-    watchers: &mut HashMap<i64, (Events, Option<oneshot::Sender<Result<()>>>)>,
-    stream: &mut Option<Stream>,
-    why: &str,
-) {
+fn fail_all(watchers: &mut Watchers, stream: &mut Option<Stream>, why: &str) {
     *stream = None;
     for (_, (events, created)) in watchers.drain() {
         if let Some(created) = created {
@@ -189,9 +232,11 @@ fn fail_all(
     }
 }
 
-async fn next(stream: &mut Option<Stream>) -> std::result::Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {
+async fn next(
+    stream: &mut Option<Stream>,
+) -> std::result::Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {
     match stream {
-        Some((_, responses)) => responses.message().await,
+        Some(open) => open.responses.message().await,
         None => std::future::pending().await,
     }
 }

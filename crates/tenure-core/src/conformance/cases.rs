@@ -1124,5 +1124,16 @@ pub async fn many_elections_on_one_session(cluster: &dyn TestCluster) {
     )
     .await
     .into_iter()
-    .for_each(|reason| assert_eq!(reason, LossReason::SessionLost));
+    // With a thousand leaderships to tell, a lease-based backend may reach a
+    // leadership's renew deadline before it hears that the lease is gone: both
+    // say the session ended.
+    .for_each(|reason| {
+        assert!(
+            matches!(
+                reason,
+                LossReason::SessionLost | LossReason::RenewDeadlinePassed
+            ),
+            "{reason:?}"
+        )
+    });
 }
