@@ -17,7 +17,10 @@ const CRASH_TTL: Duration = Duration::from_secs(2);
 pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String> {
     let etcd = EtcdCluster::single().map_err(|e| e.to_string())?;
     let endpoints = etcd.endpoints().join(",");
-    let url = format!("etcd://{endpoints}/bench?ttl=2s");
+    // Handovers with the default TTL; crashes with a short one, so the run stays
+    // short (a crashed holder's lease has to run out).
+    let url = format!("etcd://{endpoints}/bench");
+    let crash_url = format!("etcd://{endpoints}/bench?ttl=2s");
     let observer: DynBackend = tenure::connect(&url).await.map_err(|e| e.to_string())?;
 
     // Graceful handover between two processes, alternating.
@@ -45,10 +48,13 @@ pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String>
     });
 
     // Crash failover: the holder is killed; its lease must run out (TTL 2 s).
-    let [mut a, mut b] = procs;
-    if holder == 1 {
-        std::mem::swap(&mut a, &mut b);
-    }
+    procs[holder].send("resign").await?;
+    procs[holder].expect("RESIGNING").await?;
+    drop(procs);
+    let mut a = Proc::start(&crash_url).await?;
+    a.send("campaign").await?;
+    a.expect("GRANT").await?;
+    let mut b = Proc::start(&crash_url).await?;
     let mut samples = Vec::new();
     for _ in 0..(10 / scale).max(3) {
         b.send("campaign").await?;
@@ -57,7 +63,7 @@ pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String>
         a.child.kill().await.map_err(|e| e.to_string())?;
         let granted = b.expect("GRANT").await?;
         samples.push(since(killed, granted));
-        a = std::mem::replace(&mut b, Proc::start(&url).await?);
+        a = std::mem::replace(&mut b, Proc::start(&crash_url).await?);
     }
     report.add(Row {
         backend: "etcd",

@@ -200,7 +200,22 @@ impl Election {
                 return Ok(leadership);
             }
             let session = *status.borrow_and_update();
+            // A session past its renew deadline may already be gone on the
+            // server: a grant on it could end the moment it is made.
+            let stale = session
+                .renew_deadline
+                .is_some_and(|deadline| deadline <= Instant::now());
             match session.state {
+                SessionState::Connected if stale => {
+                    tokio::select! {
+                        r = status.changed() => if r.is_err() {
+                            return Err(Error::Closed { what: "backend" });
+                        },
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = self.inner.closed.cancelled() => {}
+                    }
+                    continue;
+                }
                 SessionState::Connected => {}
                 SessionState::Closed => return Err(Error::Closed { what: "backend" }),
                 SessionState::Suspended | SessionState::Lost => {
@@ -374,7 +389,10 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     let grant = leadership.grant().clone();
     let token = leadership.token();
     let mut status = backend.session();
-    let mut leader = None;
+    let mut leader: Option<LeaderStream> = None;
+    // Opening the leader watch is itself raced against the deadline and the
+    // session: a backend without quorum may take long to answer.
+    let mut opening: Option<Opening> = None;
     let mut backoff = Duration::from_millis(50);
     let mut reopen_at = Some(Instant::now());
     let reason = loop {
@@ -388,25 +406,33 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
         if s.state == SessionState::Suspended && policy == ConnectionPolicy::RevokeOnSuspended {
             break LossReason::SessionSuspended;
         }
-        if leader.is_none() && reopen_at.is_some_and(|at| at <= Instant::now()) {
-            match backend.watch_leader(&grant.election).await {
-                Ok(stream) => {
-                    leader = Some(stream);
-                    reopen_at = None;
-                    backoff = Duration::from_millis(50);
-                }
-                Err(e) => {
-                    tracing::debug!(election = %grant.election, error = %e, "leader watch failed; retrying");
-                    reopen_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
+        if leader.is_none() && opening.is_none() && reopen_at.is_some_and(|at| at <= Instant::now())
+        {
+            let (backend, election) = (backend.clone(), grant.election.clone());
+            opening = Some(Box::pin(
+                async move { backend.watch_leader(&election).await },
+            ));
+            reopen_at = None;
         }
         tokio::select! {
             _ = token.cancelled() => return,
             r = status.changed() => if r.is_err() { break LossReason::Closed },
             _ = sleep_until_opt(s.renew_deadline) => break LossReason::RenewDeadlinePassed,
-            _ = sleep_until_opt(reopen_at.filter(|_| leader.is_none())) => {}
+            _ = sleep_until_opt(reopen_at.filter(|_| leader.is_none() && opening.is_none())) => {}
+            opened = open_leader(&mut opening) => {
+                opening = None;
+                match opened {
+                    Ok(stream) => {
+                        leader = Some(stream);
+                        backoff = Duration::from_millis(50);
+                    }
+                    Err(e) => {
+                        tracing::debug!(election = %grant.election, error = %e, "leader watch failed; retrying");
+                        reopen_at = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
             event = next_leader(&mut leader) => match event {
                 Some(Ok(Some(record))) if record.term == grant.term => {}
                 Some(Ok(_)) => break removal_reason(&backend, &status, &grant).await,
@@ -420,6 +446,15 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     if leadership.end(reason) && !matches!(reason, LossReason::SessionLost | LossReason::Closed) {
         // The candidate may still be in the queue (suspended, deadline passed).
         tokio::spawn(release(backend, grant));
+    }
+}
+
+type Opening = std::pin::Pin<Box<dyn std::future::Future<Output = Result<LeaderStream>> + Send>>;
+
+async fn open_leader(opening: &mut Option<Opening>) -> Result<LeaderStream> {
+    match opening {
+        Some(future) => future.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::EtcdConfig;
+use crate::endpoints::Endpoints;
 use crate::keys::Keys;
 use crate::watch::WatchHub;
 
@@ -112,24 +113,30 @@ impl EtcdBackend {
         if let Some((user, password)) = &config.user {
             options = options.with_user(user.clone(), password.0.clone());
         }
-        let mut endpoints = config.endpoints.clone();
+        // Full URLs: the client balances over them and removes dead ones by the
+        // very same URL (see endpoints.rs).
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let endpoints: Vec<String> = config
+            .endpoints
+            .iter()
+            .map(|e| {
+                let bare = e
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://");
+                format!("{scheme}://{bare}")
+            })
+            .collect();
         if let Some(tls) = &config.tls {
             options = options.with_tls(crate::tls::options(tls)?);
-            endpoints = endpoints
-                .iter()
-                .map(|e| {
-                    if e.starts_with("https://") {
-                        e.clone()
-                    } else {
-                        format!("https://{}", e.trim_start_matches("http://"))
-                    }
-                })
-                .collect();
         }
         // Connecting is lazy; one read proves an endpoint answers (and that the
         // credentials work). Both within the connect timeout.
         let connect = async {
-            let client = Client::connect(endpoints, Some(options))
+            let client = Client::connect(endpoints.clone(), Some(options))
                 .await
                 .map_err(map_err)?;
             client
@@ -155,12 +162,26 @@ impl EtcdBackend {
         });
         let (stop, stop_rx) = watch::channel(false);
         let nudge = Arc::new(tokio::sync::Notify::new());
+        let members = Arc::new(Endpoints::new(client.clone(), endpoints));
+        {
+            // Probe the members every second, for as long as the backend lives.
+            let (members, mut stop) = (members.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => members.refresh().await,
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
+        }
         let task = tokio::spawn(crate::session::run(
             client.clone(),
             config.ttl,
             status.clone(),
             stop_rx,
             nudge.clone(),
+            members,
         ));
         // Wait for the first lease, so the session is usable when we return.
         let opened = tokio::time::timeout(config.connect_timeout * 2, async {

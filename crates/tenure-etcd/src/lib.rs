@@ -26,6 +26,7 @@
 
 mod backend;
 mod config;
+mod endpoints;
 mod keys;
 mod session;
 mod tls;

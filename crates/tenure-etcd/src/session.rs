@@ -18,6 +18,7 @@ pub(crate) async fn run(
     status: watch::Sender<SessionStatus>,
     mut stop: watch::Receiver<bool>,
     nudge: std::sync::Arc<tokio::sync::Notify>,
+    members: std::sync::Arc<crate::endpoints::Endpoints>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -53,7 +54,17 @@ pub(crate) async fn run(
             renew_deadline: Some(deadline(sent, granted_ttl)),
         });
         tracing::info!(lease = format!("{lease:x}"), ttl = ?granted_ttl, "etcd session opened");
-        if !keep_alive(&client, lease, granted_ttl, &status, &mut stop, &nudge).await {
+        if !keep_alive(
+            &client,
+            lease,
+            granted_ttl,
+            &status,
+            &mut stop,
+            &nudge,
+            &members,
+        )
+        .await
+        {
             return;
         }
         // The lease is gone: publish the loss, then open a new session.
@@ -82,6 +93,7 @@ async fn keep_alive(
     status: &watch::Sender<SessionStatus>,
     stop: &mut watch::Receiver<bool>,
     nudge: &tokio::sync::Notify,
+    members: &crate::endpoints::Endpoints,
 ) -> bool {
     let interval = ttl / 3;
     let mut stream = None;
@@ -107,6 +119,9 @@ async fn keep_alive(
             _ => {
                 stream = None;
                 wait = (interval / 4).max(Duration::from_millis(100));
+                // A member may have died: take it out of the balance before the
+                // next attempt, so the retry goes to one that answers.
+                members.refresh().await;
                 // Ask the server whether the lease survived before calling the
                 // connection suspended: an expired lease is a loss, not a blip.
                 match tokio::time::timeout(
