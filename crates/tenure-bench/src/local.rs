@@ -47,9 +47,12 @@ pub(crate) async fn contender_named(url: &str, name: &str) -> Result<(), String>
                     "campaign" => {
                         let (election, tx) = (election.clone(), granted_tx.clone());
                         tokio::spawn(async move {
-                            if let Ok(l) = election.campaign().await {
-                                println!("GRANT {}", nanos());
-                                let _ = tx.send(l);
+                            match election.campaign().await {
+                                Ok(l) => {
+                                    println!("GRANT {}", nanos());
+                                    let _ = tx.send(l);
+                                }
+                                Err(e) => println!("ERROR {e}"),
                             }
                         });
                     }
@@ -121,7 +124,13 @@ impl Proc {
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("the contender ended before {word}"))?;
             let mut words = line.split(' ');
-            if words.next() == Some(word) {
+            let first = words.next();
+            if first == Some("ERROR") {
+                return Err(format!(
+                    "the contender failed while we waited for {word}: {line}"
+                ));
+            }
+            if first == Some(word) {
                 return Ok(words.next().and_then(|n| n.parse().ok()).unwrap_or(0));
             }
         }
