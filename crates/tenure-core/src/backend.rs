@@ -305,3 +305,33 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// [`Error::Closed`](crate::Error::Closed).
     async fn close(&self) -> Result<()>;
 }
+
+/// Helpers for backend implementations: the stream and session plumbing every
+/// backend needs, written once.
+pub mod support {
+    use futures_util::stream::BoxStream;
+    use futures_util::StreamExt;
+    use tokio::sync::{mpsc, watch};
+
+    use super::{SessionState, SessionStatus};
+    use crate::error::Result;
+
+    /// The receiving end of an unbounded channel as the boxed stream the
+    /// [`Backend`](super::Backend) watch methods return.
+    pub fn channel_stream<T: Send + 'static>(
+        rx: mpsc::UnboundedReceiver<Result<T>>,
+    ) -> BoxStream<'static, Result<T>> {
+        let mut rx = rx;
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    }
+
+    /// Resolves once the session is `Closed` (or its sender is gone): a
+    /// backend's streams end then.
+    pub async fn closed(status: &mut watch::Receiver<SessionStatus>) {
+        while status.borrow_and_update().state != SessionState::Closed {
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::backend::support::channel_stream;
 use crate::backend::{
     Backend, Candidate, Capabilities, Condition, Grant, KvEvent, LeaderRecord, SessionId,
     SessionState, SessionStatus, Versioned,
@@ -534,12 +534,6 @@ fn cut_off_error() -> Error {
     Error::unavailable("memory client is cut off from its cluster")
 }
 
-fn receiver_stream<T: Send + 'static>(
-    mut rx: mpsc::UnboundedReceiver<Result<T>>,
-) -> BoxStream<'static, Result<T>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
-}
-
 #[async_trait]
 impl Backend for MemoryBackend {
     fn capabilities(&self) -> Capabilities {
@@ -660,7 +654,7 @@ impl Backend for MemoryBackend {
         // missed or reordered in between.
         let _ = tx.send(Ok(state.head()));
         state.leader_watchers.push((self.client.id, tx));
-        Ok(receiver_stream(rx))
+        Ok(channel_stream(rx))
     }
 
     async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
@@ -683,7 +677,7 @@ impl Backend for MemoryBackend {
         self.server()?
             .kv_watchers
             .push((self.client.id, prefix.clone(), tx));
-        Ok(receiver_stream(rx))
+        Ok(channel_stream(rx))
     }
 
     async fn put(

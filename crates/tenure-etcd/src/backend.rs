@@ -11,7 +11,7 @@ use etcd_client::{
     PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use tenure_core::backend::support::{channel_stream, closed};
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
     SessionId, SessionState, SessionStatus, Versioned,
@@ -470,13 +470,6 @@ impl Drop for CandidateGuard {
     }
 }
 
-fn receiver_stream<T: Send + 'static>(
-    rx: mpsc::UnboundedReceiver<Result<T>>,
-) -> BoxStream<'static, Result<T>> {
-    let mut rx = rx;
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
-}
-
 #[async_trait]
 impl Backend for EtcdBackend {
     fn capabilities(&self) -> Capabilities {
@@ -688,7 +681,7 @@ impl Backend for EtcdBackend {
                 let message = tokio::select! {
                     m = watch.next() => m,
                     _ = tx.closed() => return,
-                    _ = closing(&mut status) => return,
+                    _ = closed(&mut status) => return,
                 };
                 let events = match message {
                     Some(Ok(events)) => events,
@@ -725,7 +718,7 @@ impl Backend for EtcdBackend {
                 }
             }
         });
-        Ok(receiver_stream(rx))
+        Ok(channel_stream(rx))
     }
 
     async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
@@ -796,7 +789,7 @@ impl Backend for EtcdBackend {
                 let message = tokio::select! {
                     m = watch.next() => m,
                     _ = tx.closed() => return,
-                    _ = closing(&mut status) => return,
+                    _ = closed(&mut status) => return,
                 };
                 let events = match message {
                     Some(Ok(events)) => events,
@@ -841,7 +834,7 @@ impl Backend for EtcdBackend {
                 }
             }
         });
-        Ok(receiver_stream(rx))
+        Ok(channel_stream(rx))
     }
 
     async fn put(
@@ -929,15 +922,6 @@ impl Backend for EtcdBackend {
             // Already expired: its candidates are gone too.
             Err(e) if lease_not_found(&e) => Ok(()),
             Err(e) => Err(map_err(e)),
-        }
-    }
-}
-
-/// Resolves once the backend is closed: its streams end then.
-async fn closing(status: &mut watch::Receiver<SessionStatus>) {
-    while status.borrow_and_update().state != SessionState::Closed {
-        if status.changed().await.is_err() {
-            return;
         }
     }
 }

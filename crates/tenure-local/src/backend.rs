@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use tenure_core::backend::support::{self, channel_stream};
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
     SessionId, SessionState, SessionStatus, Versioned,
@@ -565,22 +565,6 @@ fn check_condition(state: &State, key: &str, condition: Condition, deleting: boo
     }
 }
 
-/// Resolves once the backend is closed: its streams end then.
-async fn closing(status: &mut watch::Receiver<SessionStatus>) {
-    while status.borrow_and_update().state != SessionState::Closed {
-        if status.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-fn stream<T: Send + 'static>(
-    rx: mpsc::UnboundedReceiver<Result<T>>,
-) -> BoxStream<'static, Result<T>> {
-    let mut rx = rx;
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
-}
-
 #[async_trait]
 impl Backend for LocalBackend {
     fn capabilities(&self) -> Capabilities {
@@ -737,7 +721,7 @@ impl Backend for LocalBackend {
                 tokio::select! {
                     r = latest.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
-                    _ = closing(&mut status) => return,
+                    _ = support::closed(&mut status) => return,
                 }
                 let state = latest.borrow_and_update().clone();
                 if state.revision <= revision {
@@ -753,7 +737,7 @@ impl Backend for LocalBackend {
                 }
             }
         });
-        Ok(stream(rx))
+        Ok(channel_stream(rx))
     }
 
     async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
@@ -797,7 +781,7 @@ impl Backend for LocalBackend {
                 tokio::select! {
                     r = latest.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
-                    _ = closing(&mut status) => return,
+                    _ = support::closed(&mut status) => return,
                 }
                 let state = latest.borrow_and_update().clone();
                 if state.revision <= seen {
@@ -832,7 +816,7 @@ impl Backend for LocalBackend {
                 seen = state.revision;
             }
         });
-        Ok(stream(rx))
+        Ok(channel_stream(rx))
     }
 
     async fn put(
