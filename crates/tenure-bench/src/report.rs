@@ -23,14 +23,11 @@ pub(crate) enum Stat {
 const FOOTER: &str = "
 Where targets are missed:
 
-- etcd graceful handover: the median is about 2 ms, but a few percent of
-  handovers take 50-80 ms; not explained yet (the next step is to time the
-  creation of the waiting candidate's watch on the shared stream).
 - etcd crash failover: a killed holder's lease must run out on the server, and
   etcd's lessor looks for expired leases every 500 ms, so failover lands between
   TTL and TTL + 500 ms; the client cannot make it TTL + 150 ms.
-- 10,000 elections on one lease: acquiring them takes about 6 s (target 5 s) and
-  costs about 27 KiB of RSS each (target 4 KiB): each leadership has its own
+- 10,000 elections on one lease: acquiring them takes about 5 s (target: under
+  5 s) and costs about 27 KiB of RSS each (target 4 KiB): each leadership has its own
   monitor task and leader watch; one watch per election prefix shared by all
   elections would cut both. Traffic while holding is flat (one keep-alive).
 - local graceful handover: other processes poll the state file every 5 ms;

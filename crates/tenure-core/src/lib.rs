@@ -63,6 +63,11 @@
 //! | scheme | crate | crash of a holder detected by |
 //! |---|---|---|
 //! | `memory:` | this one ([`MemoryCluster`]) | explicit (tests expire sessions) |
+//! | `local:///dir` | `tenure-local` | the kernel releasing the dead holder's lock |
+//! | `etcd://h:p,…/prefix` | `tenure-etcd` | lease TTL; the holder steps down at its renew deadline |
+//!
+//! A new backend implements [`Backend`] (helpers in [`backend::support`]) and
+//! proves it with one line: `tenure_core::conformance_suite!(new_cluster)`.
 //!
 //! # Names
 //!

@@ -279,12 +279,18 @@ impl EtcdBackend {
 
     /// Waits until `key` is deleted (or the watch cannot say), watching from
     /// `revision` + 1.
-    async fn wait_deleted(&self, key: &str, revision: i64) -> Result<()> {
-        let mut watch = self
-            .inner
-            .hub
-            .watch(key, WatchOptions::new().with_start_revision(revision + 1))
-            .await?;
+    async fn wait_deleted(&self, key: &str) -> Result<()> {
+        // Watch from now, then look: a deletion before the watch shows in the
+        // read, one after it arrives as an event. (A watch started at an older
+        // revision would be caught up by etcd's sync loop, up to 100 ms late.)
+        let mut watch = self.inner.hub.watch(key, WatchOptions::new()).await?;
+        let present = self
+            .kv()
+            .get(key, Some(GetOptions::new().with_count_only()))
+            .await;
+        if present.is_ok_and(|r| r.count() == 0) {
+            return Ok(());
+        }
         while let Some(events) = watch.next().await {
             // An error (compaction, a broken stream): the caller re-reads.
             let Ok(events) = events else { return Ok(()) };
@@ -317,7 +323,7 @@ impl EtcdBackend {
         let mut status = self.session();
         let mut backoff = Duration::from_millis(20);
         loop {
-            let (queue, revision) = self.queue(election).await?;
+            let (queue, _) = self.queue(election).await?;
             let Some(position) = queue.iter().position(|kv| kv.key() == key.as_bytes()) else {
                 // Gone: the lease expired, or someone deleted the candidate.
                 return Err(expired());
@@ -337,7 +343,7 @@ impl EtcdBackend {
             // Wait for the candidate just ahead of us to go (Go's waitDeletes).
             let ahead = String::from_utf8_lossy(queue[position - 1].key()).into_owned();
             tokio::select! {
-                r = self.wait_deleted(&ahead, revision) => {
+                r = self.wait_deleted(&ahead) => {
                     if r.is_err() {
                         // The watch could not be opened: read again shortly.
                         tokio::time::sleep(backoff).await;
@@ -644,18 +650,15 @@ impl Backend for EtcdBackend {
         election: &Path,
     ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
         self.check_open()?;
-        let (queue, revision) = self.queue(election).await?;
         let prefix = self.inner.keys.election(election);
+        // Watch from now, then read: every change after the read arrives as an
+        // event (older ones are skipped by revision), with no catch-up delay.
         let mut watch = self
             .inner
             .hub
-            .watch(
-                prefix.clone(),
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
-            )
+            .watch(prefix.clone(), WatchOptions::new().with_prefix())
             .await?;
+        let (queue, revision) = self.queue(election).await?;
         // Candidates by create revision, kept from the events.
         let mut candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)> = queue
             .into_iter()
@@ -696,7 +699,7 @@ impl Backend for EtcdBackend {
                 };
                 for event in &events {
                     let Some(kv) = event.kv() else { continue };
-                    if !Keys::is_candidate(&prefix, kv.key()) {
+                    if kv.mod_revision() <= revision || !Keys::is_candidate(&prefix, kv.key()) {
                         continue;
                     }
                     match event.event_type() {
@@ -760,25 +763,14 @@ impl Backend for EtcdBackend {
 
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
         self.check_open()?;
-        // Start right after the revision read now: every change from here on.
-        let revision = self
-            .kv()
-            .get(
-                self.inner.keys.kv(prefix),
-                Some(GetOptions::new().with_count_only()),
-            )
-            .await
-            .map_err(map_err)?
-            .header()
-            .map_or(0, |h| h.revision());
+        // From now on: the watch is confirmed by etcd before this returns, so
+        // every later change is delivered, without a catch-up delay.
         let mut watch = self
             .inner
             .hub
             .watch(
                 self.inner.keys.kv(prefix),
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
+                WatchOptions::new().with_prefix(),
             )
             .await?;
         let (tx, rx) = mpsc::unbounded_channel();
