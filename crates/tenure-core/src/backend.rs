@@ -313,8 +313,62 @@ pub mod support {
     use futures_util::StreamExt;
     use tokio::sync::{mpsc, watch};
 
-    use super::{SessionState, SessionStatus};
-    use crate::error::Result;
+    use super::{Condition, SessionState, SessionStatus};
+    use crate::error::{Error, Result};
+
+    /// Refuses a value above `limit` bytes (the backend's
+    /// [`max_value_size`](super::Capabilities::max_value_size)).
+    pub fn check_value_size(value: &[u8], limit: usize) -> Result<()> {
+        if value.len() > limit {
+            return Err(Error::TooLarge {
+                field: "value",
+                size: value.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a put's `condition` against the key's `current` version, with the
+    /// errors the [`Backend::put`](super::Backend::put) contract names.
+    pub fn check_put(key: &str, condition: Condition, current: Option<u64>) -> Result<()> {
+        match (condition, current) {
+            (Condition::Any, _) | (Condition::Absent, None) => Ok(()),
+            (Condition::Absent, Some(_)) => Err(Error::AlreadyExists {
+                key: key.to_owned(),
+            }),
+            (Condition::Version(v), Some(found)) if v == found => Ok(()),
+            (Condition::Version(expected), actual) => Err(Error::VersionMismatch {
+                key: key.to_owned(),
+                expected,
+                actual,
+            }),
+        }
+    }
+
+    /// Refuses [`Condition::Absent`] on a delete, which has no meaning there.
+    pub fn check_delete_condition(condition: Condition) -> Result<()> {
+        if condition == Condition::Absent {
+            return Err(Error::invalid(
+                "condition",
+                "Absent",
+                "a delete may be unconditional or conditional on a version",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a delete's `condition` against the key's `current` version, with
+    /// the errors the [`Backend::delete`](super::Backend::delete) contract names.
+    pub fn check_delete(key: &str, condition: Condition, current: Option<u64>) -> Result<()> {
+        check_delete_condition(condition)?;
+        match (condition, current) {
+            (Condition::Version(_), None) => Err(Error::NotFound {
+                key: key.to_owned(),
+            }),
+            _ => check_put(key, condition, current),
+        }
+    }
 
     /// The receiving end of an unbounded channel as the boxed stream the
     /// [`Backend`](super::Backend) watch methods return.

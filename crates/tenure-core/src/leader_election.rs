@@ -287,23 +287,28 @@ impl LeaderElection {
                 let _ = leadership.delete(&component.info_key).await;
             }
         }
-        // Detach and unregister under the service lock, so a concurrent `start`
-        // cannot attach to a driver that is about to stop.
-        let last = {
-            let mut drivers = lock(&self.service.drivers);
-            let last = driver.remove(&component);
-            if last
-                && drivers
-                    .get(&self.election)
-                    .is_some_and(|d| Arc::ptr_eq(d, &driver))
-            {
-                drivers.remove(&self.election);
-            }
-            last
-        };
+        let last = self.detach(&driver, &component);
         if last {
             driver.stop().await;
         }
+    }
+}
+
+impl LeaderElection {
+    /// Detaches `component` from `driver`, and unregisters the driver if that was
+    /// its last component — both under the service lock, so a concurrent `start`
+    /// cannot attach to a driver about to stop. Returns whether it was the last.
+    fn detach(&self, driver: &Arc<Driver>, component: &Arc<Component>) -> bool {
+        let mut drivers = lock(&self.service.drivers);
+        let last = driver.remove(component);
+        if last
+            && drivers
+                .get(&self.election)
+                .is_some_and(|d| Arc::ptr_eq(d, driver))
+        {
+            drivers.remove(&self.election);
+        }
+        last
     }
 }
 
@@ -318,18 +323,7 @@ impl Drop for LeaderElection {
         if let (_, Some(heal)) = component.shut() {
             heal.abort();
         }
-        let last = {
-            let mut drivers = lock(&self.service.drivers);
-            let last = driver.remove(&component);
-            if last
-                && drivers
-                    .get(&self.election)
-                    .is_some_and(|d| Arc::ptr_eq(d, &driver))
-            {
-                drivers.remove(&self.election);
-            }
-            last
-        };
+        let last = self.detach(&driver, &component);
         if last {
             driver.stop.cancel();
         }

@@ -21,7 +21,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::backend::support::channel_stream;
+use crate::backend::support::{channel_stream, check_delete, check_put, check_value_size};
 use crate::backend::{
     Backend, Candidate, Capabilities, Condition, Grant, KvEvent, LeaderRecord, SessionId,
     SessionState, SessionStatus, Versioned,
@@ -210,20 +210,8 @@ impl Server {
         }
     }
 
-    fn check_condition(&self, key: &Path, condition: Condition) -> Result<()> {
-        let current = self.kv.get(key.as_str()).map(|v| v.version);
-        match (condition, current) {
-            (Condition::Any, _) | (Condition::Absent, None) => Ok(()),
-            (Condition::Absent, Some(_)) => Err(Error::AlreadyExists {
-                key: key.to_string(),
-            }),
-            (Condition::Version(v), Some(found)) if v == found => Ok(()),
-            (Condition::Version(expected), actual) => Err(Error::VersionMismatch {
-                key: key.to_string(),
-                expected,
-                actual,
-            }),
-        }
+    fn version(&self, key: &Path) -> Option<u64> {
+        self.kv.get(key.as_str()).map(|v| v.version)
     }
 
     fn publish(&mut self, event: KvEvent) {
@@ -492,18 +480,6 @@ impl MemoryBackend {
             renew_deadline: None,
         });
     }
-
-    fn check_size(&self, value: &[u8]) -> Result<()> {
-        let limit = self.capabilities().max_value_size;
-        if value.len() > limit {
-            return Err(Error::TooLarge {
-                field: "value",
-                size: value.len(),
-                limit,
-            });
-        }
-        Ok(())
-    }
 }
 
 impl Default for MemoryBackend {
@@ -549,7 +525,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn campaign(&self, election: &Path, session: SessionId, value: &[u8]) -> Result<Grant> {
-        self.check_size(value)?;
+        check_value_size(value, self.capabilities().max_value_size)?;
         let expired = || Error::SessionExpired { session: session.0 };
         let term = {
             let mut server = self.server()?;
@@ -687,10 +663,10 @@ impl Backend for MemoryBackend {
         condition: Condition,
         fence: Option<&Grant>,
     ) -> Result<u64> {
-        self.check_size(value)?;
+        check_value_size(value, self.capabilities().max_value_size)?;
         let mut server = self.server()?;
         server.check_fence(fence)?;
-        server.check_condition(key, condition)?;
+        check_put(key.as_str(), condition, server.version(key))?;
         let version = server.bump();
         let stored = Versioned {
             value: value.to_vec(),
@@ -712,19 +688,7 @@ impl Backend for MemoryBackend {
     ) -> Result<bool> {
         let mut server = self.server()?;
         server.check_fence(fence)?;
-        if condition == Condition::Absent {
-            return Err(Error::invalid(
-                "condition",
-                "Absent",
-                "a delete may be unconditional or conditional on a version",
-            ));
-        }
-        if matches!(condition, Condition::Version(_)) && !server.kv.contains_key(key.as_str()) {
-            return Err(Error::NotFound {
-                key: key.to_string(),
-            });
-        }
-        server.check_condition(key, condition)?;
+        check_delete(key.as_str(), condition, server.version(key))?;
         if server.kv.remove(key.as_str()).is_none() {
             return Ok(false);
         }

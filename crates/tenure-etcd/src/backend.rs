@@ -11,7 +11,9 @@ use etcd_client::{
     PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use futures_util::stream::BoxStream;
-use tenure_core::backend::support::{channel_stream, closed};
+use tenure_core::backend::support::{
+    channel_stream, check_delete_condition, check_value_size, closed,
+};
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
     SessionId, SessionState, SessionStatus, Versioned,
@@ -522,13 +524,7 @@ impl Backend for EtcdBackend {
 
     async fn campaign(&self, election: &Path, session: SessionId, value: &[u8]) -> Result<Grant> {
         self.check_open()?;
-        if value.len() > MAX_VALUE_SIZE {
-            return Err(Error::TooLarge {
-                field: "value",
-                size: value.len(),
-                limit: MAX_VALUE_SIZE,
-            });
-        }
+        check_value_size(value, MAX_VALUE_SIZE)?;
         let expired = || Error::SessionExpired { session: session.0 };
         let current = *self.inner.status.borrow();
         if current.id != session || current.state == SessionState::Lost {
@@ -837,13 +833,7 @@ impl Backend for EtcdBackend {
         fence: Option<&Grant>,
     ) -> Result<u64> {
         self.check_open()?;
-        if value.len() > MAX_VALUE_SIZE {
-            return Err(Error::TooLarge {
-                field: "value",
-                size: value.len(),
-                limit: MAX_VALUE_SIZE,
-            });
-        }
+        check_value_size(value, MAX_VALUE_SIZE)?;
         let etcd_key = self.inner.keys.kv(key);
         let txn = Txn::new()
             .when(self.compares(&etcd_key, condition, fence))
@@ -862,13 +852,7 @@ impl Backend for EtcdBackend {
         fence: Option<&Grant>,
     ) -> Result<bool> {
         self.check_open()?;
-        if condition == Condition::Absent {
-            return Err(Error::invalid(
-                "condition",
-                "Absent",
-                "a delete may be unconditional or conditional on a version",
-            ));
-        }
+        check_delete_condition(condition)?;
         let etcd_key = self.inner.keys.kv(key);
         let txn = Txn::new()
             .when(self.compares(&etcd_key, condition, fence))

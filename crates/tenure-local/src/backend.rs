@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
-use tenure_core::backend::support::{self, channel_stream};
+use tenure_core::backend::support::{
+    self, channel_stream, check_delete, check_put, check_value_size,
+};
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
     SessionId, SessionState, SessionStatus, Versioned,
@@ -201,17 +203,6 @@ impl LocalBackend {
         } else {
             Ok(())
         }
-    }
-
-    fn check_size(value: &[u8]) -> Result<()> {
-        if value.len() > MAX_VALUE_SIZE {
-            return Err(Error::TooLarge {
-                field: "value",
-                size: value.len(),
-                limit: MAX_VALUE_SIZE,
-            });
-        }
-        Ok(())
     }
 }
 
@@ -541,30 +532,6 @@ fn check_fence(state: &State, fence: Option<&Grant>, own: Option<u64>) -> Result
     }
 }
 
-fn check_condition(state: &State, key: &str, condition: Condition, deleting: bool) -> Result<()> {
-    let current = state.kv.get(key).map(|v| v.version);
-    match (condition, current) {
-        (Condition::Any, _) | (Condition::Absent, None) => Ok(()),
-        (Condition::Absent, Some(_)) if deleting => Err(Error::invalid(
-            "condition",
-            "Absent",
-            "a delete may be unconditional or conditional on a version",
-        )),
-        (Condition::Absent, Some(_)) => Err(Error::AlreadyExists {
-            key: key.to_owned(),
-        }),
-        (Condition::Version(v), Some(found)) if v == found => Ok(()),
-        (Condition::Version(_), None) if deleting => Err(Error::NotFound {
-            key: key.to_owned(),
-        }),
-        (Condition::Version(expected), actual) => Err(Error::VersionMismatch {
-            key: key.to_owned(),
-            expected,
-            actual,
-        }),
-    }
-}
-
 #[async_trait]
 impl Backend for LocalBackend {
     fn capabilities(&self) -> Capabilities {
@@ -592,7 +559,7 @@ impl Backend for LocalBackend {
 
     async fn campaign(&self, election: &Path, session: SessionId, value: &[u8]) -> Result<Grant> {
         self.check_open()?;
-        Self::check_size(value)?;
+        check_value_size(value, MAX_VALUE_SIZE)?;
         let expired = || Error::SessionExpired { session: session.0 };
         if self.current_session() != Some(session.0) {
             return Err(expired());
@@ -827,13 +794,13 @@ impl Backend for LocalBackend {
         fence: Option<&Grant>,
     ) -> Result<u64> {
         self.check_open()?;
-        Self::check_size(value)?;
+        check_value_size(value, MAX_VALUE_SIZE)?;
         let own = self.current_session();
         let (key, value, fence) = (key.to_string(), value.to_vec(), fence.cloned());
         self.inner
             .submit(move |state, _| {
                 check_fence(state, fence.as_ref(), own)?;
-                check_condition(state, &key, condition, false)?;
+                check_put(&key, condition, state.kv.get(&key).map(|v| v.version))?;
                 let version = state.bump();
                 let stored = Stored { value, version };
                 state.record(&key, Some(stored.clone()));
@@ -855,7 +822,7 @@ impl Backend for LocalBackend {
         self.inner
             .submit(move |state, _| {
                 check_fence(state, fence.as_ref(), own)?;
-                check_condition(state, &key, condition, true)?;
+                check_delete(&key, condition, state.kv.get(&key).map(|v| v.version))?;
                 if state.kv.remove(&key).is_none() {
                     return Ok(false);
                 }
