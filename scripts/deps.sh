@@ -3,6 +3,9 @@
 #   etcd-server, etcd-client  real etcd servers and etcdctl for the etcd tests
 #   protobuf-compiler         protoc, to build the etcd client
 #   openssl                   certificates for the TLS tests
+#   zookeeper                 real ZooKeeper servers (3.8) for the ZooKeeper tests
+#   libcurator-*-java         Curator's LeaderLatch, the ZooKeeper interoperability peer
+#   default-jdk-headless      javac, to compile the Curator test program
 set -euo pipefail
 
 need=()
@@ -10,6 +13,10 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+[ -f /usr/share/java/curator-recipes.jar ] ||
+    need+=(libcurator-recipes-java libcurator-framework-java libcurator-client-java)
+command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "scripts/deps.sh: installing ${need[*]}" >&2

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -20,6 +21,14 @@ pub enum TestkitError {
         /// How to install it.
         hint: &'static str,
     },
+    /// A Java library the kit puts on a classpath (ZooKeeper, Curator and what
+    /// they need) is not installed. Never a reason to skip either.
+    MissingJar {
+        /// The jar that does not exist.
+        jar: PathBuf,
+        /// The Debian package that installs it.
+        package: &'static str,
+    },
     /// The options cannot describe a cluster.
     InvalidOptions {
         /// The offending field.
@@ -34,7 +43,7 @@ pub enum TestkitError {
         /// The operating system's error.
         source: io::Error,
     },
-    /// A helper command (`openssl`, `etcdctl`) exited unsuccessfully.
+    /// A helper command (`openssl`, `etcdctl`, `javac`) exited unsuccessfully.
     CommandFailed {
         /// The command line, without secrets.
         command: String,
@@ -47,6 +56,16 @@ pub enum TestkitError {
     MemberExited {
         /// The index of the member.
         member: usize,
+        /// How it exited.
+        status: ExitStatus,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// A process the kit started and was waiting on — a ZooKeeper server, a
+    /// Curator participant — exited.
+    Exited {
+        /// Which process, e.g. `ZooKeeper server zk1` or `CuratorLatch "a"`.
+        process: String,
         /// How it exited.
         status: ExitStatus,
         /// The end of its log.
@@ -92,6 +111,11 @@ fn install_hint(program: &str) -> &'static str {
         }
         "openssl" => "install Debian's openssl package (apt-get install openssl)",
         "kill" => "install Debian's procps package (apt-get install procps)",
+        // The servers need only a runtime, Curator participants a compiler too:
+        // one package gives both.
+        "java" | "javac" => {
+            "install Debian's default-jdk-headless package (apt-get install default-jdk-headless)"
+        }
         _ => "install it",
     }
 }
@@ -102,6 +126,11 @@ impl fmt::Display for TestkitError {
             Self::NotInstalled { program, hint } => {
                 write!(f, "{program} not found on PATH: {hint}")
             }
+            Self::MissingJar { jar, package } => write!(
+                f,
+                "{} not found: install Debian's {package} package (apt-get install {package})",
+                jar.display()
+            ),
             Self::InvalidOptions { field, rule } => write!(f, "invalid option {field}: {rule}"),
             Self::Io { context, source } => write!(f, "{context}: {source}"),
             Self::CommandFailed {
@@ -116,6 +145,14 @@ impl fmt::Display for TestkitError {
             } => write!(
                 f,
                 "etcd member m{member} exited ({status}); its log ends with:\n{log_tail}"
+            ),
+            Self::Exited {
+                process,
+                status,
+                log_tail,
+            } => write!(
+                f,
+                "{process} exited ({status}); its log ends with:\n{log_tail}"
             ),
             Self::Timeout {
                 waiting_for,
@@ -152,6 +189,17 @@ mod tests {
             err.to_string(),
             "etcd not found on PATH: install Debian's etcd-server package \
              (apt-get install etcd-server etcd-client)"
+        );
+    }
+
+    #[test]
+    fn a_missing_java_names_the_jdk_package() {
+        let source = Command::new("tenure-no-such-program").spawn().unwrap_err();
+        let err = TestkitError::spawn("javac", source);
+        assert!(
+            err.to_string()
+                .contains("apt-get install default-jdk-headless"),
+            "{err}"
         );
     }
 }

@@ -1,18 +1,18 @@
 //! Real coordination servers for tenure's tests.
 //!
-//! The kit starts `etcd` processes — single nodes and clusters — on free
-//! loopback ports, with data, logs and (optionally) TLS certificates in a
-//! temporary directory, and gives tests the faults that matter for leader
+//! The kit starts real servers — `etcd` processes ([`EtcdCluster`]) and
+//! ZooKeeper JVMs ([`ZkCluster`]), single nodes and 3-member clusters — on free
+//! loopback ports, with data, logs and (for etcd, optionally) TLS certificates
+//! in a temporary directory, and gives tests the faults that matter for leader
 //! election: [`kill`](EtcdCluster::kill) a member (SIGKILL),
 //! [`restart`](EtcdCluster::restart) it with its data,
 //! [`pause`](EtcdCluster::pause) it (SIGSTOP) and [`resume`](EtcdCluster::resume)
-//! it. Dropping an [`EtcdCluster`] kills its processes and removes its directory,
-//! also when the test panics.
+//! it — the same methods on [`ZkCluster`]. Dropping a cluster kills its processes and removes its directory, also
+//! when the test panics; a watchdog does it when the test process dies without
+//! dropping it (a shared cluster in a `static`, a SIGKILL).
 //!
 //! It is synchronous and std-only: call it from `#[test]`s or before a tokio
-//! runtime starts. It needs the `etcd`, `etcdctl` and (for TLS) `openssl`
-//! programs; when one is missing the test fails with an install hint, it is
-//! never skipped.
+//! runtime starts.
 //!
 //! ```
 //! # fn main() -> Result<(), tenure_testkit::TestkitError> {
@@ -28,8 +28,39 @@
 //! # }
 //! ```
 //!
+//! # ZooKeeper
+//!
+//! [`ZkCluster`] runs ZooKeeper 3.8 servers with a 200 ms tick, so sessions of
+//! 1 s to 60 s are granted as asked ([`ZkOptions`]), and every four-letter word
+//! allowed ([`four_letter`](ZkCluster::four_letter)). [`CuratorLatch`] runs a
+//! Curator `LeaderLatch` in a JVM of its own: the reference participant that
+//! tenure's ZooKeeper backend must share an election with.
+//!
+//! ```
+//! # fn main() -> Result<(), tenure_testkit::TestkitError> {
+//! use tenure_testkit::ZkCluster;
+//!
+//! let zk = ZkCluster::ensemble(3)?;
+//! let leader = zk.leader().expect("a ready ensemble has a leader");
+//! zk.kill(leader);
+//! zk.wait_ready()?; // the other two elect a new leader
+//! assert_ne!(zk.leader(), Some(leader));
+//! zk.restart(leader)?; // it rejoins as a follower
+//! assert!(zk.four_letter(leader, "srvr")?.contains("Mode: follower"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What must be installed
+//!
+//! etcd needs the `etcd`, `etcdctl` and (for TLS) `openssl` programs;
+//! ZooKeeper needs `java` and Debian's `zookeeper` package, and
+//! [`CuratorLatch`] needs `javac` and the `libcurator-*-java` packages
+//! (`scripts/deps.sh` installs them all). When one is missing the test fails
+//! with an install hint naming the package; it is never skipped.
+//!
 //! Every server listens on 127.0.0.1 only; every wait is bounded by
-//! [`READY_TIMEOUT`] and fails with the tail of the members' logs.
+//! [`READY_TIMEOUT`] and fails with the tail of the servers' logs.
 
 #![doc(test(attr(deny(warnings))))]
 
@@ -38,6 +69,8 @@ mod etcd;
 mod ports;
 mod process;
 mod temp;
+mod zookeeper;
 
 pub use error::TestkitError;
 pub use etcd::{EtcdCluster, EtcdOptions, TlsFiles, READY_TIMEOUT};
+pub use zookeeper::{CuratorLatch, ZkCluster, ZkOptions};

@@ -1,0 +1,223 @@
+//! The kit against real ZooKeeper servers: start, drop, kill, restart, pause,
+//! four-letter words, and Curator LeaderLatch participants.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tenure_testkit::{CuratorLatch, TestkitError, ZkCluster, ZkOptions};
+
+/// Longer than any handover below takes; they are awaited, not slept.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn proc_exists(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// The scheduler state of a process as /proc shows it (`T` when stopped).
+fn proc_state(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name.split_whitespace().next().unwrap().to_owned()
+}
+
+fn mode(zk: &ZkCluster, server: usize) -> String {
+    let srvr = zk.four_letter(server, "srvr").unwrap();
+    srvr.lines()
+        .find_map(|line| line.strip_prefix("Mode: "))
+        .unwrap_or_else(|| panic!("zk{server} has no mode: {srvr}"))
+        .to_owned()
+}
+
+#[test]
+fn a_standalone_server_answers_four_letter_words_and_leaves_nothing_behind() {
+    let zk = ZkCluster::standalone().unwrap();
+    assert_eq!(zk.servers(), 1);
+    let address = zk.client_addr(0);
+    assert!(address.ip().is_loopback(), "{address}");
+    assert_eq!(zk.connect_string(), address.to_string());
+    assert_eq!(zk.four_letter(0, "ruok").unwrap(), "imok");
+    let mntr = zk.four_letter(0, "mntr").unwrap();
+    assert!(mntr.contains("zk_server_state\tstandalone"), "{mntr}");
+    assert_eq!(mode(&zk, 0), "standalone");
+    assert_eq!(zk.leader(), Some(0));
+    assert!(zk.version().unwrap().starts_with("3.8."));
+    // The session limits a test relies on: 1 s to 60 s.
+    let conf = zk.four_letter(0, "conf").unwrap();
+    assert!(conf.contains("minSessionTimeout=1000"), "{conf}");
+    assert!(conf.contains("maxSessionTimeout=60000"), "{conf}");
+
+    let first = zk.pid(0).unwrap();
+    zk.restart(0).unwrap();
+    let pid = zk.pid(0).unwrap();
+    assert!(
+        !proc_exists(first) && pid != first,
+        "a restart is a new process"
+    );
+    assert_eq!(zk.four_letter(0, "ruok").unwrap(), "imok");
+    assert_eq!(
+        zk.connect_string(),
+        address.to_string(),
+        "and the same port"
+    );
+
+    let dir = zk.dir().to_owned();
+    assert!(proc_exists(pid) && dir.join("zk0").join("zoo.cfg").is_file());
+    drop(zk);
+    assert!(!proc_exists(pid), "ZooKeeper {pid} outlived its cluster");
+    assert!(!dir.exists(), "{} outlived its cluster", dir.display());
+}
+
+#[test]
+fn an_ensemble_survives_losing_its_leader_and_takes_it_back() {
+    let zk = ZkCluster::ensemble(3).unwrap();
+    assert_eq!(zk.connect_string().split(',').count(), 3);
+    let old = zk.leader().expect("a ready ensemble has a leader");
+    assert_eq!(mode(&zk, old), "leader");
+    for follower in (0..3).filter(|&s| s != old) {
+        assert_eq!(mode(&zk, follower), "follower");
+    }
+
+    zk.kill(old);
+    assert_eq!(zk.pid(old), None);
+    zk.wait_ready().unwrap();
+    let new = zk
+        .leader()
+        .expect("wait_ready returns once there is a leader");
+    assert_ne!(new, old);
+
+    zk.restart(old).unwrap();
+    assert!(zk.pid(old).is_some());
+    zk.wait_ready().unwrap();
+    assert_eq!(mode(&zk, old), "follower");
+    assert_eq!(zk.leader(), Some(new));
+}
+
+#[test]
+fn a_paused_leader_is_replaced_and_rejoins_after_resuming() {
+    let zk = ZkCluster::ensemble(3).unwrap();
+    let paused = zk.leader().expect("a ready ensemble has a leader");
+    let pid = zk.pid(paused).unwrap();
+
+    zk.pause(paused);
+    assert_eq!(proc_state(pid), "T");
+    // The paused server is left out: this waits for the other two to elect.
+    zk.wait_ready().unwrap();
+    let leader = zk.leader().expect("the other two elect a leader");
+    assert_ne!(leader, paused);
+
+    zk.resume(paused);
+    assert_ne!(proc_state(pid), "T");
+    assert_eq!(zk.pid(paused), Some(pid), "pausing is not restarting");
+    // The deposed leader notices it has no quorum and follows the new one.
+    zk.wait_ready().unwrap();
+    assert_eq!(mode(&zk, paused), "follower");
+    assert_eq!(zk.leader(), Some(leader));
+}
+
+#[test]
+fn curator_latches_hand_leadership_over_on_close() {
+    let zk = ZkCluster::shared();
+    let path = "/tenure-testkit/handover";
+    let first = CuratorLatch::start(&zk.connect_string(), path, "first", 2_000).unwrap();
+    first.wait_for("LEADER", WAIT).unwrap();
+    assert!(first.has_leadership().unwrap());
+
+    let second = CuratorLatch::start(&zk.connect_string(), path, "second", 2_000).unwrap();
+    assert!(!second.has_leadership().unwrap());
+    assert_eq!(second.lines(), ["READY"], "the second must wait its turn");
+
+    first.close().unwrap();
+    // CloseMode.NOTIFY_LEADER: the closing leader is told it no longer leads.
+    first.wait_for("NOT_LEADER", WAIT).unwrap();
+    second.wait_for("LEADER", WAIT).unwrap();
+    assert!(second.has_leadership().unwrap());
+    let err = first.has_leadership().unwrap_err();
+    assert!(matches!(err, TestkitError::Exited { .. }), "{err}");
+}
+
+#[test]
+fn a_killed_curator_leader_is_replaced_when_its_session_expires() {
+    let zk = ZkCluster::shared();
+    let path = "/tenure-testkit/crash";
+    // The shortest session the server grants.
+    let timeout = zk.options().min_session_timeout_ms;
+    let first = CuratorLatch::start(&zk.connect_string(), path, "first", timeout).unwrap();
+    first.wait_for("LEADER", WAIT).unwrap();
+    let second = CuratorLatch::start(&zk.connect_string(), path, "second", timeout).unwrap();
+
+    let pid = first.pid();
+    first.kill();
+    assert!(!proc_exists(pid), "killed, and reaped");
+    second.wait_for("LEADER", WAIT).unwrap();
+    assert!(second.has_leadership().unwrap());
+}
+
+#[test]
+fn the_shared_servers_are_started_once() {
+    assert!(std::ptr::eq(ZkCluster::shared(), ZkCluster::shared()));
+    let ensemble = ZkCluster::shared_ensemble();
+    assert!(std::ptr::eq(ensemble, ZkCluster::shared_ensemble()));
+    assert_eq!(ensemble.servers(), 3);
+    assert!(ensemble.leader().is_some());
+}
+
+#[test]
+fn impossible_options_are_refused() {
+    let err = ZkCluster::ensemble(0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TestkitError::InvalidOptions {
+                field: "servers",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = ZkCluster::start(ZkOptions {
+        min_session_timeout_ms: 10_000,
+        max_session_timeout_ms: 5_000,
+        ..ZkOptions::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TestkitError::InvalidOptions {
+                field: "min_session_timeout_ms",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = CuratorLatch::start("127.0.0.1:1", "no-slash", "x", 2_000).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TestkitError::InvalidOptions {
+                field: "latch_path",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_panicking_test_still_kills_its_server() {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let test = std::thread::spawn(move || {
+        let zk = ZkCluster::standalone().unwrap();
+        sender
+            .send((zk.pid(0).unwrap(), zk.dir().to_owned()))
+            .unwrap();
+        panic!("a failing assertion (expected by this test)");
+    });
+    assert!(test.join().is_err());
+    let (pid, dir) = receiver.recv().unwrap();
+    assert!(
+        !proc_exists(pid),
+        "ZooKeeper {pid} outlived a panicking test"
+    );
+    assert!(!dir.exists(), "{} outlived a panicking test", dir.display());
+}
