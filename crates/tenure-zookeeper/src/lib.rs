@@ -1,0 +1,46 @@
+//! The `zk://` backend of [tenure](https://docs.rs/tenure): Apache ZooKeeper,
+//! interoperating with Apache Curator's LeaderLatch.
+//!
+//! - **One ZooKeeper session per process**, shared by every election of the
+//!   process. When the server expires it, every leadership on it ends (reason
+//!   `SessionLost`), a new session is opened and campaigns resume.
+//! - **Connection states**: a lost connection makes the session *suspended*
+//!   (leaderships end at once under the default `RevokeOnSuspended` policy, as
+//!   Curator's standard one); under `RevokeOnLost` (Flink's tolerate-suspended
+//!   mode) they end at the renew deadline at the latest: the send time of the
+//!   last answered heartbeat + the negotiated session timeout − a margin, which
+//!   comes before the server can expire the session.
+//! - **Curator's LeaderLatch layout**: candidates are protected
+//!   EPHEMERAL_SEQUENTIAL nodes `/<chroot>/<election>/_c_<uuid>-latch-<sequence>`
+//!   whose data is the participant id; the leader is the lowest sequence; each
+//!   waiting candidate watches only its predecessor (no herd effect). The term is
+//!   the node's czxid, which only grows. Before a grant the candidate checks that
+//!   its node's ephemeral owner is its own session (Curator's CURATOR-696). A
+//!   Curator `LeaderLatch` on the same path takes turns with tenure candidates.
+//! - **Fenced writes** are one `multi`: a check that the leader's candidate node
+//!   still exists (its name holds a fresh UUID and a sequence, so it exists only
+//!   as that very candidate of its live session) plus the write. A stale
+//!   leader's write fails and changes nothing.
+//! - **Values** are persistent znodes at `/<chroot>/<key>`, stored with a
+//!   two-byte header so that directories (empty data) and foreign data are told
+//!   apart: a node under tenure's paths whose data does not decode is a
+//!   `Corrupted` error naming the node. The version is the node's mzxid. Empty
+//!   parent znodes are left in place when a value is deleted.
+//! - **ACLs**: with digest credentials every node is created so that only the
+//!   same credentials can change or delete it; anyone may read.
+//!
+//! URL: `zk://host:port[,host:port...]/chroot?session_timeout=10s` with optional
+//! `connect_timeout`, `user` and `password_file` (digest credentials; the
+//! password never appears in `Debug` output or logs). The server may clamp the
+//! session timeout to its limits: the negotiated value is logged and reported by
+//! [`ZkBackend::negotiated_session_timeout`].
+
+mod backend;
+mod config;
+mod keys;
+mod session;
+
+pub use backend::{ZkBackend, MAX_VALUE_SIZE};
+pub use config::{
+    ZkConfig, DEFAULT_CHROOT, DEFAULT_SESSION_TIMEOUT, MAX_SESSION_TIMEOUT, MIN_SESSION_TIMEOUT,
+};

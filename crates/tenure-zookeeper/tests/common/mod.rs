@@ -1,0 +1,136 @@
+//! The conformance suite's view of ZooKeeper: a shared server (or ensemble) per
+//! test binary, with each case under a chroot of its own.
+
+#![allow(dead_code)]
+
+mod proxy;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tenure_core::conformance::TestCluster;
+use tenure_core::{DynBackend, Error, Result};
+use tenure_testkit::ZkCluster;
+use tenure_zookeeper::{ZkBackend, ZkConfig};
+
+/// The session timeout of test clients: short, so expiry tests stay fast.
+pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub(crate) struct Zk {
+    pub(crate) server: &'static ZkCluster,
+    pub(crate) chroot: String,
+    clients: Mutex<Vec<(DynBackend, ZkBackend, Vec<proxy::Proxy>)>>,
+}
+
+/// A fresh chroot name, unique in this test binary.
+pub(crate) fn fresh_chroot() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("case{}", NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A case on `server`, under a chroot of its own.
+pub(crate) fn case_on(server: &'static ZkCluster) -> Zk {
+    Zk {
+        server,
+        chroot: fresh_chroot(),
+        clients: Mutex::new(Vec::new()),
+    }
+}
+
+/// A configuration for `server` under `chroot`.
+pub(crate) fn config(server: &ZkCluster, chroot: &str) -> ZkConfig {
+    let servers: Vec<String> = server
+        .connect_string()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    ZkConfig::new(&servers)
+        .unwrap()
+        .with_chroot(chroot)
+        .unwrap()
+        .with_session_timeout(SESSION_TIMEOUT)
+        .unwrap()
+}
+
+/// Ends `client`'s ZooKeeper session from the server side, as a timeout
+/// running out would: a second client joins the session with its id and
+/// password and closes it. The victim reconnects at once, which can take the
+/// session back before the close is sent; so join again until the server says
+/// the session is gone.
+pub(crate) async fn expire(server: &ZkCluster, client: &ZkBackend) -> Result<()> {
+    let session = client.client()?.session().clone();
+    let servers = server.connect_string();
+    for _ in 0..50 {
+        let joining = zookeeper_client::Client::connector()
+            .with_session(session.clone())
+            .with_session_timeout(client.negotiated_session_timeout())
+            .with_connection_timeout(Duration::from_millis(500))
+            .connect(&servers);
+        match tokio::time::timeout(Duration::from_secs(2), joining).await {
+            Ok(Ok(joined)) => {
+                // Dropping the only handle of the joined client closes the
+                // session (if the victim has not taken it back meanwhile).
+                let mut states = joined.state_watcher();
+                drop(joined);
+                let closing = async {
+                    while !states.peek_state().is_terminated() {
+                        states.changed().await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+            }
+            Ok(Err(zookeeper_client::Error::SessionExpired)) => return Ok(()),
+            Ok(Err(_)) | Err(_) => {}
+        }
+    }
+    Err(Error::Backend {
+        message: "the session could not be expired".into(),
+        source: None,
+    })
+}
+
+#[async_trait]
+impl TestCluster for Zk {
+    /// A client that reaches each server through a proxy of its own, so that
+    /// [`TestCluster::expire_session`] can keep it from taking its session
+    /// back while the session is closed.
+    async fn client(&self) -> Result<DynBackend> {
+        let mut proxies = Vec::new();
+        for server in 0..self.server.servers() {
+            proxies.push(proxy::Proxy::start(self.server.client_addr(server)).await);
+        }
+        let servers: Vec<String> = proxies.iter().map(|p| p.addr.to_string()).collect();
+        let config = ZkConfig::new(&servers)?
+            .with_chroot(&self.chroot)?
+            .with_session_timeout(SESSION_TIMEOUT)?;
+        let client = ZkBackend::connect(config).await?;
+        let dynamic: DynBackend = Arc::new(client.clone());
+        self.clients
+            .lock()
+            .unwrap()
+            .push((dynamic.clone(), client, proxies));
+        Ok(dynamic)
+    }
+
+    /// Holds the client's reconnections, closes its session from a second
+    /// client that joins it, then lets the client reconnect and find out.
+    async fn expire_session(&self, client: &DynBackend) -> Result<()> {
+        let zk = {
+            let clients = self.clients.lock().unwrap();
+            let (_, zk, proxies) = clients
+                .iter()
+                .find(|(d, _, _)| Arc::ptr_eq(d, client))
+                .expect("a client of this cluster");
+            proxies.iter().for_each(proxy::Proxy::hold);
+            zk.clone()
+        };
+        let expired = expire(self.server, &zk).await;
+        let clients = self.clients.lock().unwrap();
+        if let Some((_, _, proxies)) = clients.iter().find(|(d, _, _)| Arc::ptr_eq(d, client)) {
+            proxies.iter().for_each(proxy::Proxy::release);
+        }
+        expired
+    }
+}
