@@ -23,6 +23,7 @@ use crate::backend::DynBackend;
 use crate::error::{Error, Result};
 
 pub mod cases;
+pub mod ha;
 
 /// A fresh cluster of one backend, built per case, that makes clients and
 /// injects the faults the cases need.
