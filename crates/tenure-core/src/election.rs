@@ -186,6 +186,11 @@ impl Election {
     /// for a candidate the backend confirmed under the live session. Transient
     /// backend errors are retried; other errors are returned.
     pub async fn campaign(&self) -> Result<Leadership> {
+        let span = tracing::debug_span!("campaign", election = %self.inner.name);
+        tracing::Instrument::instrument(self.campaign_inner(), span).await
+    }
+
+    async fn campaign_inner(&self) -> Result<Leadership> {
         let _serial = tokio::select! {
             guard = self.inner.campaign_lock.lock() => guard,
             _ = self.inner.closed.cancelled() => return Err(Error::Closed { what: "election" }),
@@ -236,7 +241,7 @@ impl Election {
             match outcome {
                 Ok(grant) => {
                     let leadership = Leadership::new(self.inner.backend.clone(), grant);
-                    tracing::info!(election = %self.inner.name, term = leadership.term(), "leadership granted");
+                    crate::observe::granted(&self.inner.name, leadership.term());
                     let monitor = tokio::spawn(monitor(
                         self.inner.backend.clone(),
                         leadership.clone(),

@@ -145,7 +145,7 @@ impl Leadership {
     pub(crate) fn end(&self, reason: LossReason) -> bool {
         let first = self.inner.reason.set(reason).is_ok();
         if first {
-            tracing::info!(election = %self.election(), term = self.term(), %reason, "leadership ended");
+            crate::observe::revoked(self.election(), self.term(), reason);
             self.inner.token.cancel();
         }
         first
@@ -180,19 +180,31 @@ impl Leadership {
     /// [`put`](Self::put) with a version condition as well.
     pub async fn put_if(&self, key: &Path, value: &[u8], condition: Condition) -> Result<u64> {
         self.check_held()?;
-        self.inner
+        let written = self
+            .inner
             .backend
             .put(key, value, condition, Some(&self.inner.grant))
-            .await
+            .await;
+        self.observe(written)
     }
 
     /// Deletes `key`, only if this leadership is still current.
     pub async fn delete(&self, key: &Path) -> Result<bool> {
         self.check_held()?;
-        self.inner
+        let deleted = self
+            .inner
             .backend
             .delete(key, Condition::Any, Some(&self.inner.grant))
-            .await
+            .await;
+        self.observe(deleted)
+    }
+
+    /// Counts and logs a write the backend fenced off.
+    fn observe<T>(&self, outcome: Result<T>) -> Result<T> {
+        if let Err(Error::Fenced { .. }) = &outcome {
+            crate::observe::fenced_write_rejected(self.election().as_str(), self.term());
+        }
+        outcome
     }
 
     /// Fails fast when this process already knows leadership ended; the
@@ -208,9 +220,11 @@ impl Leadership {
     /// leadership ended: for tests and demos that show the backend rejecting a
     /// stale leader (a real stale leader does not know it is stale).
     pub async fn put_unchecked(&self, key: &Path, value: &[u8]) -> Result<u64> {
-        self.inner
+        let written = self
+            .inner
             .backend
             .put(key, value, Condition::Any, Some(&self.inner.grant))
-            .await
+            .await;
+        self.observe(written)
     }
 }

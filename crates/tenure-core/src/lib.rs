@@ -15,6 +15,9 @@
 //! - The [`LeaderElectionService`] grants [`LeaderContender`]s leadership with a
 //!   session id; they confirm it with an address, which is published only while
 //!   they lead. A [`LeaderRetrieval`] follows any component's leader.
+//! - [`observe`] names what tenure reports about itself: tracing events for
+//!   grants, revocations, session states and fenced writes, and metrics through
+//!   the `metrics` facade (exported only if the application installs a recorder).
 //!
 //! # Example
 //!
@@ -79,11 +82,13 @@ pub mod backend;
 pub mod conformance;
 pub mod election;
 pub mod error;
+pub mod ha;
 pub mod leader_election;
 mod leader_info;
 pub mod leadership;
 pub mod memory;
 pub mod name;
+pub mod observe;
 pub mod retrieval;
 pub mod url;
 

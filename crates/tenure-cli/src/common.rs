@@ -1,0 +1,124 @@
+//! What the commands share: connecting, candidate ids, signals.
+
+use std::time::Duration;
+
+use tenure::{DynBackend, Error, Result};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// Connects to `url`, with the session TTL set to `ttl` when given (for backends
+/// whose sessions have one; others reject the option with a clear error).
+pub(crate) async fn connect(url: &str, ttl: Option<Duration>) -> Result<DynBackend> {
+    let url = match ttl {
+        None => url.to_owned(),
+        Some(ttl) => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}ttl={}ms", ttl.as_millis())
+        }
+    };
+    let backend = tenure::connect(&url).await?;
+    tokio::spawn(tenure::observe::watch_session(backend.clone()));
+    Ok(backend)
+}
+
+/// The default candidate id: `HOSTNAME-PID`, reduced to the id alphabet.
+pub(crate) fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let host = if host.is_empty() { "host".into() } else { host };
+    format!("{host}-{}", std::process::id())
+}
+
+/// This host's name, as the kernel knows it.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The signals tenure handles: SIGTERM and SIGINT stop it; SIGHUP, SIGUSR1 and
+/// SIGUSR2 are passed on to the command of `tenure run`.
+pub(crate) struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+    usr1: Signal,
+    usr2: Signal,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signals")
+    }
+}
+
+impl Signals {
+    /// Takes the signals over from their default action (which would end the
+    /// process without resigning).
+    pub(crate) fn new() -> Result<Self> {
+        let on = |kind: SignalKind| {
+            signal(kind).map_err(|e| Error::Backend {
+                message: "cannot install signal handlers".into(),
+                source: Some(Box::new(e)),
+            })
+        };
+        Ok(Signals {
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            hup: on(SignalKind::hangup())?,
+            usr1: on(SignalKind::user_defined1())?,
+            usr2: on(SignalKind::user_defined2())?,
+        })
+    }
+
+    /// The next signal received (its number).
+    pub(crate) async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.term.recv() => libc::SIGTERM,
+            _ = self.int.recv() => libc::SIGINT,
+            _ = self.hup.recv() => libc::SIGHUP,
+            _ = self.usr1.recv() => libc::SIGUSR1,
+            _ = self.usr2.recv() => libc::SIGUSR2,
+        }
+    }
+
+    /// The next signal that stops tenure (SIGTERM or SIGINT); others are ignored.
+    pub(crate) async fn stop(&mut self) -> i32 {
+        loop {
+            let signal = self.next().await;
+            if is_stop(signal) {
+                return signal;
+            }
+        }
+    }
+}
+
+/// Whether `signal` asks tenure to stop.
+pub(crate) fn is_stop(signal: i32) -> bool {
+    signal == libc::SIGTERM || signal == libc::SIGINT
+}
+
+/// A signal's name, for logs.
+pub(crate) fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGKILL => "SIGKILL",
+        _ => "signal",
+    }
+}
