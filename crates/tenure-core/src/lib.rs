@@ -68,6 +68,7 @@
 //! | `memory:` | this one ([`MemoryCluster`]) | explicit (tests expire sessions) |
 //! | `local:///dir` | `tenure-local` | the kernel releasing the dead holder's lock |
 //! | `etcd://h:p,…/prefix` | `tenure-etcd` | lease TTL; the holder steps down at its renew deadline |
+//! | `zk://h:p,…/chroot` | `tenure-zookeeper` | session timeout; the holder steps down at its renew deadline |
 //!
 //! A new backend implements [`Backend`] (helpers in [`backend::support`]) and
 //! proves it with one line: `tenure_core::conformance_suite!(new_cluster)`.
