@@ -161,6 +161,27 @@ impl BackendUrl {
     pub fn duration_option(&self, key: &str) -> Result<Option<Duration>> {
         self.option(key).map(|v| parse_duration(key, v)).transpose()
     }
+
+    /// The credentials named by options `user` and `password_file` (the
+    /// password is read from that file, without a trailing newline): both or
+    /// neither, since passwords never go in URLs.
+    pub fn credentials(&self) -> Result<Option<(String, String)>> {
+        match (self.option("user"), self.option("password_file")) {
+            (Some(user), Some(file)) => {
+                let password = std::fs::read_to_string(file).map_err(|e| {
+                    Error::invalid("url", file, format!("password_file cannot be read: {e}"))
+                })?;
+                let password = password.trim_end_matches(['\n', '\r']).to_owned();
+                Ok(Some((user.to_owned(), password)))
+            }
+            (None, None) => Ok(None),
+            _ => Err(Error::invalid(
+                "url",
+                "user/password_file",
+                "credentials need both user and password_file (passwords never go in URLs)",
+            )),
+        }
+    }
 }
 
 /// Parses `500ms`, `10s`, `1.5s` or `2m` (a bare number means seconds).

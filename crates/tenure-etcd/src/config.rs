@@ -134,21 +134,8 @@ impl EtcdConfig {
         if let Some(ca) = ca {
             config = config.with_ca(ca);
         }
-        match (url.option("user"), url.option("password_file")) {
-            (Some(user), Some(file)) => {
-                let password = std::fs::read_to_string(file).map_err(|e| {
-                    Error::invalid("url", file, format!("password_file cannot be read: {e}"))
-                })?;
-                config = config.with_user(user, password.trim_end_matches(['\n', '\r']));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(Error::invalid(
-                    "url",
-                    "user/password_file",
-                    "credentials need both user and password_file (passwords never go in URLs)",
-                ))
-            }
+        if let Some((user, password)) = url.credentials()? {
+            config = config.with_user(&user, &password);
         }
         Ok(config)
     }
