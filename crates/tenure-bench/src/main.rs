@@ -14,6 +14,7 @@ mod etcd;
 mod local;
 mod memory;
 mod report;
+mod zookeeper;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
                 local::contender_named(&args[1], &args[2]).await
             }
             _ => Err(
-                "usage: tenure-bench all [--quick] [--out FILE] [--only memory|local|etcd]"
+                "usage: tenure-bench all [--quick] [--out FILE] [--only memory|local|etcd|zookeeper]"
                     .to_owned(),
             ),
         }
@@ -70,6 +71,9 @@ async fn run_all(quick: bool, out: &str, only: Option<&str>) -> Result<(), Strin
     }
     if wanted("etcd") {
         etcd::run(&mut report, scale).await?;
+    }
+    if wanted("zookeeper") {
+        zookeeper::run(&mut report, scale).await?;
     }
     report.write(out)?;
     println!("wrote {out}");
