@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tenure_core::conformance::eventually;
 use tenure_core::{
     ConnectionPolicy, DynBackend, ElectionFactory, ElectionOptions, LossReason, Path,
 };
@@ -146,11 +147,8 @@ async fn curator_first_then_tenure_after_curator_is_killed() {
 /// Waits until the latch has `n` candidates (Curator's and tenure's).
 async fn common_wait_candidates(backend: &DynBackend, n: usize) {
     let name = Path::parse("election", "latch").unwrap();
-    tokio::time::timeout(WAIT, async {
-        while backend.candidates(&name).await.unwrap().len() != n {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    eventually(&format!("{n} candidates queued"), || async {
+        backend.candidates(&name).await.unwrap().len() == n
     })
-    .await
-    .unwrap_or_else(|_| panic!("{n} candidates never queued"));
+    .await;
 }
