@@ -1,8 +1,11 @@
-//! `tenure-bench`: measures how fast leadership moves and changes travel, per
-//! backend, and writes `BENCHMARKS.md`.
+//! `tenure-bench`: how fast leadership moves, what it costs the coordination
+//! service and what safety costs, for every backend and beside the peer
+//! implementations users pick today, in one run. Writes `BENCHMARKS.md` and
+//! one JSON file of raw results per scenario.
 //!
 //! ```text
-//! cargo run --release -p tenure-bench -- all [--quick] [--out BENCHMARKS.md]
+//! cargo run --release -p tenure-bench -- all [--quick] [--only NAME] [--out BENCHMARKS.md] [--results DIR]
+//! cargo run --release -p tenure-bench -- compare OLD_DIR NEW_DIR
 //! ```
 //!
 //! Cross-process times are taken from the system clock of one host, read by
@@ -10,11 +13,22 @@
 
 use std::process::ExitCode;
 
-mod etcd;
+mod compare;
+mod contender;
+mod fanout;
 mod local;
 mod memory;
+mod peers;
+mod proc;
 mod report;
-mod zookeeper;
+mod run;
+mod scenarios;
+mod writes;
+
+const USAGE: &str = "usage:
+  tenure-bench all [--quick] [--only memory|local|etcd|zookeeper|peers] [--out FILE] [--results DIR]
+  tenure-bench compare OLD_RESULTS_DIR NEW_RESULTS_DIR
+  tenure-bench peer-smoke etcdctl|curator|kazoo";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,31 +37,28 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let outcome = runtime.block_on(async {
-        match args.first().map(String::as_str) {
-            Some("all") => {
-                let quick = args.iter().any(|a| a == "--quick");
-                let out = args
-                    .iter()
-                    .position(|a| a == "--out")
-                    .and_then(|i| args.get(i + 1))
-                    .cloned()
-                    .unwrap_or_else(|| "BENCHMARKS.md".into());
-                let only = args
-                    .iter()
-                    .position(|a| a == "--only")
-                    .and_then(|i| args.get(i + 1))
-                    .cloned();
-                run_all(quick, &out, only.as_deref()).await
+        match (args.first().map(String::as_str), args.len()) {
+            (Some("all"), _) => {
+                let options = run::Options {
+                    quick: args.iter().any(|a| a == "--quick"),
+                    only: flag("--only"),
+                    out: flag("--out").unwrap_or_else(|| "BENCHMARKS.md".into()),
+                    results: flag("--results").unwrap_or_else(|| "bench-results".into()),
+                };
+                run::all(options).await
             }
-            Some("contender") if args.len() == 2 => local::contender(&args[1]).await,
-            Some("contender") if args.len() == 3 => {
-                local::contender_named(&args[1], &args[2]).await
-            }
-            _ => Err(
-                "usage: tenure-bench all [--quick] [--out FILE] [--only memory|local|etcd|zookeeper]"
-                    .to_owned(),
-            ),
+            (Some("compare"), 3) => compare::run(&args[1], &args[2]),
+            (Some("contender"), 3) => contender::run(&args[1], &args[2]).await,
+            (Some("etcdctl-contender"), 3) => peers::etcdctl_contender(&args[1], &args[2]).await,
+            (Some("peer-smoke"), 2) => peers::smoke(&args[1]).await,
+            _ => Err(USAGE.to_owned()),
         }
     });
     match outcome {
@@ -57,25 +68,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run_all(quick: bool, out: &str, only: Option<&str>) -> Result<(), String> {
-    let scale = if quick { 4 } else { 1 };
-    let mut report = report::Report::start(quick);
-    let wanted = |backend: &str| only.is_none_or(|o| o == backend);
-    if wanted("memory") {
-        memory::run(&mut report, scale).await?;
-    }
-    if wanted("local") {
-        local::run(&mut report, scale).await?;
-    }
-    if wanted("etcd") {
-        etcd::run(&mut report, scale).await?;
-    }
-    if wanted("zookeeper") {
-        zookeeper::run(&mut report, scale).await?;
-    }
-    report.write(out)?;
-    println!("wrote {out}");
-    Ok(())
 }

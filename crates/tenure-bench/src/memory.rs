@@ -4,13 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use futures_util::StreamExt;
 use tenure::{Condition, DynBackend, ElectionFactory, MemoryCluster, Path};
 use tokio::time::Instant;
 
 use crate::report::{Report, Row, Stat};
+use crate::run::{in_process, Plan};
+use crate::scenarios::rss_kib;
 
-pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String> {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub(crate) async fn run(report: &mut Report, plan: &Plan) -> Result<(), String> {
     let cluster = MemoryCluster::new();
     let (a, b): (DynBackend, DynBackend) = (Arc::new(cluster.client()), Arc::new(cluster.client()));
     let name = Path::parse("election", "bench").map_err(|e| e.to_string())?;
@@ -25,7 +32,7 @@ pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String>
     let mut leader = elections[0].campaign().await.map_err(|e| e.to_string())?;
     let mut holder = 0;
     let mut samples = Vec::new();
-    for _ in 0..400 / scale {
+    for _ in 0..plan.handovers * 2 {
         let next = elections[1 - holder].clone();
         let waiting = tokio::spawn(async move {
             let l = next.campaign().await;
@@ -38,22 +45,81 @@ pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String>
         leader.resign().await.map_err(|e| e.to_string())?;
         let (granted, l) = waiting.await.map_err(|e| e.to_string())?;
         leader = l.map_err(|e| e.to_string())?;
-        samples.push(granted - resigned);
+        samples.push(ms(granted - resigned));
         holder = 1 - holder;
     }
-    report.add(Row {
-        backend: "memory",
-        scenario: "graceful handover (resign → next granted)",
-        samples,
-        target: Some((Stat::Median, Duration::from_millis(1))),
-        note: "",
-    });
+    leader.resign().await.map_err(|e| e.to_string())?;
+    report.add(
+        Row::new(
+            "handover",
+            "tenure",
+            "memory",
+            "resign → next granted (one process)",
+            "ms",
+            samples,
+        )
+        .below(Stat::Median, 1.0),
+    );
+    report.unavailable(
+        "crash",
+        "tenure",
+        "memory",
+        "kill -9 → next granted",
+        "in-process: a crash ends every client with the process",
+    );
+    report.unavailable(
+        "paused",
+        "tenure",
+        "memory",
+        "renew deadline",
+        "in-process: nothing to stop; the conformance suite checks the same contract on a paused clock",
+    );
+
+    // Many elections on one client, measured on this process.
+    for &n in plan.many {
+        let backend: DynBackend = Arc::new(cluster.client());
+        let factory = ElectionFactory::new(backend.clone());
+        let elections: Vec<_> = (0..n)
+            .map(|i| factory.new_election(&format!("many-e{i}")))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let before = rss_kib(std::process::id());
+        let started = Instant::now();
+        let held = join_all(elections.iter().map(|e| e.campaign()))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let took = started.elapsed();
+        let per = (rss_kib(std::process::id()) - before).max(0.0) / n as f64;
+        report.add(Row::new(
+            "many",
+            "tenure",
+            "memory",
+            &format!("{n} elections acquired"),
+            "ms",
+            vec![ms(took)],
+        ));
+        report.add(
+            Row::new(
+                "many",
+                "tenure",
+                "memory",
+                &format!("RSS per election, {n} held"),
+                "KiB",
+                vec![per],
+            )
+            .below(Stat::Max, 4.0),
+        );
+        join_all(held.iter().map(|l| l.resign())).await;
+        let _ = backend.close().await;
+    }
 
     let prefix = Path::parse("key", "w").map_err(|e| e.to_string())?;
     let key = Path::parse("key", "w/k").map_err(|e| e.to_string())?;
     let mut events = b.watch(&prefix).await.map_err(|e| e.to_string())?;
     let mut samples = Vec::new();
-    for i in 0..1000 / scale {
+    for i in 0..plan.watches {
         let written = Instant::now();
         a.put(&key, i.to_string().as_bytes(), Condition::Any, None)
             .await
@@ -63,14 +129,17 @@ pub(crate) async fn run(report: &mut Report, scale: usize) -> Result<(), String>
             .await
             .ok_or("watch ended")?
             .map_err(|e| e.to_string())?;
-        samples.push(written.elapsed());
+        samples.push(ms(written.elapsed()));
     }
-    report.add(Row {
-        backend: "memory",
-        scenario: "change visible to a watcher (put → event)",
+    report.add(Row::new(
+        "watch",
+        "tenure",
+        "memory",
+        "put → event (one process)",
+        "ms",
         samples,
-        target: None,
-        note: "",
-    });
-    Ok(())
+    ));
+    let _ = a.close().await;
+    let _ = b.close().await;
+    in_process(report, plan, "memory", "memory:bench-io").await
 }

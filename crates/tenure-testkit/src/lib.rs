@@ -73,4 +73,4 @@ mod zookeeper;
 
 pub use error::TestkitError;
 pub use etcd::{EtcdCluster, EtcdOptions, TlsFiles, READY_TIMEOUT};
-pub use zookeeper::{CuratorLatch, ZkCluster, ZkOptions};
+pub use zookeeper::{java, CuratorLatch, ZkCluster, ZkOptions};

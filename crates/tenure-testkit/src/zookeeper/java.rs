@@ -1,5 +1,9 @@
 //! The Java side: which jars ZooKeeper servers and Curator participants need,
 //! and the `java` command line they share.
+//!
+//! Public so that other Curator programs (the benchmark's) compile and run
+//! exactly like [`CuratorLatch`](crate::CuratorLatch): against Debian's jars in
+//! `/usr/share/java`, in a JVM tuned for a small machine.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,9 +50,14 @@ pub(crate) fn server_classpath() -> Result<String, TestkitError> {
     classpath(Path::new(JAVA_DIR), SERVER_JARS, None)
 }
 
-/// The classpath of the Curator program, with its compiled classes in `classes`
-/// (or without them, to compile it).
-pub(crate) fn curator_classpath(classes: Option<&Path>) -> Result<String, TestkitError> {
+/// The classpath of a Curator 5.4 program — Curator, the ZooKeeper client,
+/// guava and slf4j — with its compiled classes in `classes` first (or without
+/// them, to compile it with [`javac`]).
+///
+/// # Errors
+/// [`TestkitError::MissingJar`], naming the Debian package to install, when a
+/// jar is not in `/usr/share/java`.
+pub fn curator_classpath(classes: Option<&Path>) -> Result<String, TestkitError> {
     classpath(Path::new(JAVA_DIR), CURATOR_JARS, classes)
 }
 
@@ -71,7 +80,12 @@ fn classpath(dir: &Path, jars: &[Jar], first: Option<&Path>) -> Result<String, T
 /// `java` with the kit's JVM options: a small serial-GC heap and the C1
 /// compiler only, because on a 2-core machine a JVM that starts in 0.4 s
 /// matters more than its peak speed. Logs at WARN, with times, to stderr.
-pub(crate) fn java(classpath: &str, max_heap: &str) -> Command {
+/// `max_heap` is `-Xmx`'s value, e.g. `128m`. Add the main class and its
+/// arguments.
+///
+/// `JAVA_TOOL_OPTIONS` and the like are removed from its environment, so the
+/// caller's environment cannot change the JVM.
+pub fn java(classpath: &str, max_heap: &str) -> Command {
     let mut command = Command::new("java");
     scrub(&mut command);
     command
@@ -89,8 +103,9 @@ pub(crate) fn java(classpath: &str, max_heap: &str) -> Command {
     command
 }
 
-/// `javac`, for the Curator program.
-pub(crate) fn javac() -> Command {
+/// `javac`, for Curator programs, with the same scrubbed environment as
+/// [`java`]. Add `-d`, `-cp` ([`curator_classpath`]) and the sources.
+pub fn javac() -> Command {
     let mut command = Command::new("javac");
     scrub(&mut command);
     command

@@ -3,7 +3,7 @@
 
 mod cluster;
 mod four_letter;
-mod java;
+pub mod java;
 mod latch;
 mod log;
 mod options;
