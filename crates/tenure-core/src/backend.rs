@@ -16,6 +16,8 @@ use tokio::time::Instant;
 use crate::error::Result;
 use crate::name::Path;
 
+mod leader_watches;
+
 /// A backend picked at run time, shared by every election of the process.
 pub type DynBackend = Arc<dyn Backend>;
 
@@ -309,6 +311,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 /// Helpers for backend implementations: the stream and session plumbing every
 /// backend needs, written once.
 pub mod support {
+    pub use super::leader_watches::LeaderWatches;
     use futures_util::stream::BoxStream;
     use futures_util::StreamExt;
     use tokio::sync::{mpsc, watch};

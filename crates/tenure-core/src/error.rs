@@ -157,6 +157,62 @@ impl Error {
         )
     }
 
+    /// The same error for another receiver: every field is kept, except that a
+    /// backend client's own error (`source`) becomes part of the message.
+    pub(crate) fn duplicate(&self) -> Error {
+        let with_source = |message: &str, source: &Option<BoxError>| match source {
+            Some(source) => format!("{message}: {source}"),
+            None => message.to_owned(),
+        };
+        match self {
+            Error::InvalidInput { field, value, rule } => Error::InvalidInput {
+                field,
+                value: value.clone(),
+                rule: rule.clone(),
+            },
+            Error::TooLarge { field, size, limit } => Error::TooLarge {
+                field,
+                size: *size,
+                limit: *limit,
+            },
+            Error::Fenced { election, term } => Error::Fenced {
+                election: election.clone(),
+                term: *term,
+            },
+            Error::LeadershipLost { reason } => Error::LeadershipLost { reason: *reason },
+            Error::NotLeader { session_id } => Error::NotLeader {
+                session_id: *session_id,
+            },
+            Error::SessionExpired { session } => Error::SessionExpired { session: *session },
+            Error::NotFound { key } => Error::NotFound { key: key.clone() },
+            Error::AlreadyExists { key } => Error::AlreadyExists { key: key.clone() },
+            Error::VersionMismatch {
+                key,
+                expected,
+                actual,
+            } => Error::VersionMismatch {
+                key: key.clone(),
+                expected: *expected,
+                actual: *actual,
+            },
+            Error::Corrupted { key, reason } => Error::Corrupted {
+                key: key.clone(),
+                reason: reason.clone(),
+            },
+            Error::Unavailable { message, source } => Error::Unavailable {
+                message: with_source(message, source),
+                source: None,
+            },
+            Error::Cancelled => Error::Cancelled,
+            Error::Closed { what } => Error::Closed { what },
+            Error::Unsupported { backend, what } => Error::Unsupported { backend, what },
+            Error::Backend { message, source } => Error::Backend {
+                message: with_source(message, source),
+                source: None,
+            },
+        }
+    }
+
     /// An [`Error::InvalidInput`] for `field`, shortening `value` for the message.
     pub fn invalid(field: &'static str, value: &str, rule: impl fmt::Display) -> Self {
         let mut shown: String = value.chars().take(64).collect();

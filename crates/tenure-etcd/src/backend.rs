@@ -12,7 +12,7 @@ use etcd_client::{
 };
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
-    channel_stream, check_delete_condition, check_value_size, closed,
+    channel_stream, check_delete_condition, check_value_size, closed, LeaderWatches,
 };
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
@@ -45,6 +45,8 @@ struct Inner {
     nudge: Arc<tokio::sync::Notify>,
     /// Every watch of this process, over one stream.
     hub: WatchHub,
+    /// One leader watch per election, shared by this process's followers.
+    leader_watches: LeaderWatches,
     /// The last answer of the server about a lease, shared by concurrent askers.
     alive_check: tokio::sync::Mutex<Option<(SessionId, tokio::time::Instant, bool)>>,
     session_task: Mutex<Option<JoinHandle<()>>>,
@@ -212,6 +214,7 @@ impl EtcdBackend {
                 stop,
                 nudge,
                 hub,
+                leader_watches: LeaderWatches::new(),
                 alive_check: tokio::sync::Mutex::new(None),
                 session_task: Mutex::new(Some(task)),
             }),
@@ -646,78 +649,11 @@ impl Backend for EtcdBackend {
         election: &Path,
     ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
         self.check_open()?;
-        let prefix = self.inner.keys.election(election);
-        // Watch from now, then read: every change after the read arrives as an
-        // event (older ones are skipped by revision), with no catch-up delay.
-        let mut watch = self
-            .inner
-            .hub
-            .watch(prefix.clone(), WatchOptions::new().with_prefix())
-            .await?;
-        let (queue, revision) = self.queue(election).await?;
-        // Candidates by create revision, kept from the events.
-        let mut candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)> = queue
-            .into_iter()
-            .map(|kv| {
-                (
-                    kv.create_revision(),
-                    (kv.key().to_vec(), kv.value().to_vec()),
-                )
-            })
-            .collect();
-        let head = |c: &BTreeMap<i64, (Vec<u8>, Vec<u8>)>| {
-            c.iter().next().map(|(rev, (_, value))| LeaderRecord {
-                term: *rev as u64,
-                value: value.clone(),
-            })
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut last = head(&candidates);
-        let _ = tx.send(Ok(last.clone()));
-        let mut status = self.session();
-        tokio::spawn(async move {
-            loop {
-                let message = tokio::select! {
-                    m = watch.next() => m,
-                    _ = tx.closed() => return,
-                    _ = closed(&mut status) => return,
-                };
-                let events = match message {
-                    Some(Ok(events)) => events,
-                    Some(Err(e)) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                    None => {
-                        let _ = tx.send(Err(Error::unavailable("the leader watch ended")));
-                        return;
-                    }
-                };
-                for event in &events {
-                    let Some(kv) = event.kv() else { continue };
-                    if kv.mod_revision() <= revision || !Keys::is_candidate(&prefix, kv.key()) {
-                        continue;
-                    }
-                    match event.event_type() {
-                        EventType::Put => {
-                            candidates.insert(
-                                kv.create_revision(),
-                                (kv.key().to_vec(), kv.value().to_vec()),
-                            );
-                        }
-                        EventType::Delete => candidates.retain(|_, (k, _)| k != kv.key()),
-                    }
-                }
-                let now = head(&candidates);
-                if now != last {
-                    last = now.clone();
-                    if tx.send(Ok(now)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(channel_stream(rx))
+        // One watch per election, however many followers this process has.
+        self.inner
+            .leader_watches
+            .watch(election, self.open_leader_watch(election))
+            .await
     }
 
     async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
@@ -899,5 +835,88 @@ impl Backend for EtcdBackend {
             Err(e) if lease_not_found(&e) => Ok(()),
             Err(e) => Err(map_err(e)),
         }
+    }
+}
+
+impl EtcdBackend {
+    /// The backend's own leader watch of `election`, shared by
+    /// [`Backend::watch_leader`] through [`LeaderWatches`].
+    async fn open_leader_watch(
+        &self,
+        election: &Path,
+    ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
+        self.check_open()?;
+        let prefix = self.inner.keys.election(election);
+        // Watch from now, then read: every change after the read arrives as an
+        // event (older ones are skipped by revision), with no catch-up delay.
+        let mut watch = self
+            .inner
+            .hub
+            .watch(prefix.clone(), WatchOptions::new().with_prefix())
+            .await?;
+        let (queue, revision) = self.queue(election).await?;
+        // Candidates by create revision, kept from the events.
+        let mut candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)> = queue
+            .into_iter()
+            .map(|kv| {
+                (
+                    kv.create_revision(),
+                    (kv.key().to_vec(), kv.value().to_vec()),
+                )
+            })
+            .collect();
+        let head = |c: &BTreeMap<i64, (Vec<u8>, Vec<u8>)>| {
+            c.iter().next().map(|(rev, (_, value))| LeaderRecord {
+                term: *rev as u64,
+                value: value.clone(),
+            })
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut last = head(&candidates);
+        let _ = tx.send(Ok(last.clone()));
+        let mut status = self.session();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = watch.next() => m,
+                    _ = tx.closed() => return,
+                    _ = closed(&mut status) => return,
+                };
+                let events = match message {
+                    Some(Ok(events)) => events,
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    None => {
+                        let _ = tx.send(Err(Error::unavailable("the leader watch ended")));
+                        return;
+                    }
+                };
+                for event in &events {
+                    let Some(kv) = event.kv() else { continue };
+                    if kv.mod_revision() <= revision || !Keys::is_candidate(&prefix, kv.key()) {
+                        continue;
+                    }
+                    match event.event_type() {
+                        EventType::Put => {
+                            candidates.insert(
+                                kv.create_revision(),
+                                (kv.key().to_vec(), kv.value().to_vec()),
+                            );
+                        }
+                        EventType::Delete => candidates.retain(|_, (k, _)| k != kv.key()),
+                    }
+                }
+                let now = head(&candidates);
+                if now != last {
+                    last = now.clone();
+                    if tx.send(Ok(now)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(channel_stream(rx))
     }
 }

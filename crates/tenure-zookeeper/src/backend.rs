@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
-    channel_stream, check_delete_condition, check_value_size, closed,
+    channel_stream, check_delete_condition, check_value_size, closed, LeaderWatches,
 };
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
@@ -45,6 +45,8 @@ pub struct ZkBackend {
 struct Inner {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
+    /// One leader watch per election, shared by this process's followers.
+    leader_watches: LeaderWatches,
     session_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -132,6 +134,7 @@ impl ZkBackend {
             inner: Arc::new(Inner {
                 shared,
                 stop,
+                leader_watches: LeaderWatches::new(),
                 session_task: Mutex::new(Some(task)),
             }),
         })
@@ -351,13 +354,17 @@ impl ZkBackend {
         session: SessionId,
     ) -> Result<Step> {
         let expired = || Error::SessionExpired { session: session.0 };
-        let queue = self.queue(client, dir).await?;
+        // The owner check a grant needs goes out with the queue read, not one
+        // round trip after it: a session's requests are answered in order, so
+        // the stat is at least as new as the list.
+        let (queue, stat) = tokio::join!(self.queue(client, dir), client.check_stat(path));
+        let queue = queue?;
         let Some(position) = queue.iter().position(|(_, n)| n == name) else {
             // Gone: the session expired, or someone deleted the candidate.
             return Err(expired());
         };
         if position == 0 {
-            return match client.check_stat(path).await.map_err(map_err)? {
+            return match stat.map_err(map_err)? {
                 Some(stat) if stat.ephemeral_owner as u64 == session.0 => {
                     Ok(Step::First(stat.czxid as u64))
                 }
@@ -655,50 +662,11 @@ impl Backend for ZkBackend {
         election: &Path,
     ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
         self.check_open()?;
-        let dir = keys::node(election);
-        let (first, mut watcher) = watch_head(&self.shared().live_client().await?, &dir).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(Ok(first.clone()));
-        let shared = Arc::downgrade(&self.inner.shared);
-        let mut status = self.session();
-        tokio::spawn(async move {
-            let mut last = first;
-            loop {
-                let event = tokio::select! {
-                    event = watcher.changed() => event,
-                    _ = tx.closed() => return,
-                    _ = closed(&mut status) => return,
-                };
-                if event.event_type == EventType::Session && event.session_state.is_terminated() {
-                    let _ = tx.send(Err(Error::unavailable(
-                        "the ZooKeeper session of the leader watch ended",
-                    )));
-                    return;
-                }
-                // Hold the client only while reading, never while waiting, so
-                // that closing the backend closes its session.
-                let Some(client) = shared.upgrade().and_then(|s| s.client().ok()) else {
-                    return;
-                };
-                let watched = watch_head(&client, &dir).await;
-                drop(client);
-                let now;
-                (now, watcher) = match watched {
-                    Ok(found) => found,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                if now != last {
-                    last = now.clone();
-                    if tx.send(Ok(now)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(channel_stream(rx))
+        // One watch per election, however many followers this process has.
+        self.inner
+            .leader_watches
+            .watch(election, self.open_leader_watch(election))
+            .await
     }
 
     async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
@@ -1103,4 +1071,59 @@ async fn watch_head(
     Err(Error::unavailable(
         "the election's queue kept changing while it was read; retry",
     ))
+}
+
+impl ZkBackend {
+    /// The backend's own leader watch of `election`, shared by
+    /// [`Backend::watch_leader`] through [`LeaderWatches`].
+    async fn open_leader_watch(
+        &self,
+        election: &Path,
+    ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
+        self.check_open()?;
+        let dir = keys::node(election);
+        let (first, mut watcher) = watch_head(&self.shared().live_client().await?, &dir).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Ok(first.clone()));
+        let shared = Arc::downgrade(&self.inner.shared);
+        let mut status = self.session();
+        tokio::spawn(async move {
+            let mut last = first;
+            loop {
+                let event = tokio::select! {
+                    event = watcher.changed() => event,
+                    _ = tx.closed() => return,
+                    _ = closed(&mut status) => return,
+                };
+                if event.event_type == EventType::Session && event.session_state.is_terminated() {
+                    let _ = tx.send(Err(Error::unavailable(
+                        "the ZooKeeper session of the leader watch ended",
+                    )));
+                    return;
+                }
+                // Hold the client only while reading, never while waiting, so
+                // that closing the backend closes its session.
+                let Some(client) = shared.upgrade().and_then(|s| s.client().ok()) else {
+                    return;
+                };
+                let watched = watch_head(&client, &dir).await;
+                drop(client);
+                let now;
+                (now, watcher) = match watched {
+                    Ok(found) => found,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                if now != last {
+                    last = now.clone();
+                    if tx.send(Ok(now)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(channel_stream(rx))
+    }
 }
