@@ -359,7 +359,11 @@ fn etcd_subject(label: &str, endpoints: &str) -> Subject {
 }
 
 fn zk_subject(label: &str, connect: &str) -> Subject {
-    tenure_subject(label, format!("zk://{connect}/bench"), "?session_timeout=2s")
+    tenure_subject(
+        label,
+        format!("zk://{connect}/bench"),
+        "?session_timeout=2s",
+    )
 }
 
 /// The kit's servers with a 50 ms tick: ZooKeeper expires sessions in buckets
