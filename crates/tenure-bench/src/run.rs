@@ -107,8 +107,10 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
     let wanted = |name: &str| options.only.as_deref().is_none_or(|o| o == name);
     let started = Instant::now();
 
-    // The set-up step: peers are installed here if missing, never by tests.
+    // The set-up step: servers and peers are installed here if missing
+    // (the servers by the script the tests use, the peers by `peers::setup`).
     let peer_status = if wanted("etcd") || wanted("zookeeper") {
+        install_servers()?;
         peers::setup()
     } else {
         Vec::new()
@@ -331,6 +333,24 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
         options.out, options.results
     );
     Ok(())
+}
+
+/// Runs `scripts/deps.sh`, which installs etcd, ZooKeeper and a JDK when
+/// they are missing and does nothing otherwise.
+fn install_servers() -> Result<(), String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/deps.sh");
+    if !script.is_file() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", script.display()))
+    }
 }
 
 type PeerCommand = fn(&str, &str, Duration) -> Result<tokio::process::Command, String>;

@@ -849,14 +849,14 @@ impl EtcdBackend {
         let prefix = self.inner.keys.election(election);
         // Watch from now, then read: every change after the read arrives as an
         // event (older ones are skipped by revision), with no catch-up delay.
-        let mut watch = self
+        let watch = self
             .inner
             .hub
             .watch(prefix.clone(), WatchOptions::new().with_prefix())
             .await?;
         let (queue, revision) = self.queue(election).await?;
         // Candidates by create revision, kept from the events.
-        let mut candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)> = queue
+        let candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)> = queue
             .into_iter()
             .map(|kv| {
                 (
@@ -871,52 +871,75 @@ impl EtcdBackend {
                 value: value.clone(),
             })
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut last = head(&candidates);
-        let _ = tx.send(Ok(last.clone()));
-        let mut status = self.session();
-        tokio::spawn(async move {
+        // A stream driven by its reader, not a task and a channel of its own:
+        // a process may hold thousands of elections, each followed once.
+        let first = head(&candidates);
+        let state = Follow {
+            watch,
+            candidates,
+            last: first.clone(),
+            status: self.session(),
+            prefix,
+            done: false,
+        };
+        let rest = futures_util::stream::unfold(state, move |mut f| async move {
+            if f.done {
+                return None;
+            }
             loop {
                 let message = tokio::select! {
-                    m = watch.next() => m,
-                    _ = tx.closed() => return,
-                    _ = closed(&mut status) => return,
+                    m = f.watch.next() => m,
+                    _ = closed(&mut f.status) => return None,
                 };
                 let events = match message {
                     Some(Ok(events)) => events,
                     Some(Err(e)) => {
-                        let _ = tx.send(Err(e));
-                        return;
+                        f.done = true;
+                        return Some((Err(e), f));
                     }
                     None => {
-                        let _ = tx.send(Err(Error::unavailable("the leader watch ended")));
-                        return;
+                        f.done = true;
+                        return Some((Err(Error::unavailable("the leader watch ended")), f));
                     }
                 };
                 for event in &events {
                     let Some(kv) = event.kv() else { continue };
-                    if kv.mod_revision() <= revision || !Keys::is_candidate(&prefix, kv.key()) {
+                    if kv.mod_revision() <= revision || !Keys::is_candidate(&f.prefix, kv.key()) {
                         continue;
                     }
                     match event.event_type() {
                         EventType::Put => {
-                            candidates.insert(
+                            f.candidates.insert(
                                 kv.create_revision(),
                                 (kv.key().to_vec(), kv.value().to_vec()),
                             );
                         }
-                        EventType::Delete => candidates.retain(|_, (k, _)| k != kv.key()),
+                        EventType::Delete => f.candidates.retain(|_, (k, _)| k != kv.key()),
                     }
                 }
-                let now = head(&candidates);
-                if now != last {
-                    last = now.clone();
-                    if tx.send(Ok(now)).is_err() {
-                        return;
-                    }
+                let now = head(&f.candidates);
+                if now != f.last {
+                    f.last = now.clone();
+                    return Some((Ok(now), f));
                 }
             }
         });
-        Ok(channel_stream(rx))
+        let stream = futures_util::StreamExt::chain(
+            futures_util::stream::iter([Ok::<_, Error>(first)]),
+            rest,
+        );
+        Ok(futures_util::StreamExt::boxed(stream))
     }
+}
+
+/// The state of one leader watch between events.
+struct Follow<W> {
+    watch: W,
+    /// Candidates by create revision: key and value.
+    candidates: BTreeMap<i64, (Vec<u8>, Vec<u8>)>,
+    last: Option<LeaderRecord>,
+    status: watch::Receiver<SessionStatus>,
+    prefix: String,
+    /// An error was yielded: the stream ends.
+    done: bool,
 }

@@ -1082,48 +1082,58 @@ impl ZkBackend {
     ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
         self.check_open()?;
         let dir = keys::node(election);
-        let (first, mut watcher) = watch_head(&self.shared().live_client().await?, &dir).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(Ok(first.clone()));
-        let shared = Arc::downgrade(&self.inner.shared);
-        let mut status = self.session();
-        tokio::spawn(async move {
-            let mut last = first;
+        let (first, watcher) = watch_head(&self.shared().live_client().await?, &dir).await?;
+        // A stream driven by its reader, not a task and a channel of its own:
+        // a process may hold thousands of elections, each followed once.
+        let state = Follow {
+            watcher: Some(watcher),
+            last: first.clone(),
+            status: self.session(),
+            shared: Arc::downgrade(&self.inner.shared),
+            dir,
+        };
+        let rest = futures_util::stream::unfold(state, |mut f| async move {
             loop {
+                let watcher = f.watcher.take()?;
                 let event = tokio::select! {
                     event = watcher.changed() => event,
-                    _ = tx.closed() => return,
-                    _ = closed(&mut status) => return,
+                    _ = closed(&mut f.status) => return None,
                 };
                 if event.event_type == EventType::Session && event.session_state.is_terminated() {
-                    let _ = tx.send(Err(Error::unavailable(
-                        "the ZooKeeper session of the leader watch ended",
-                    )));
-                    return;
+                    let ended =
+                        Error::unavailable("the ZooKeeper session of the leader watch ended");
+                    return Some((Err(ended), f));
                 }
                 // Hold the client only while reading, never while waiting, so
                 // that closing the backend closes its session.
-                let Some(client) = shared.upgrade().and_then(|s| s.client().ok()) else {
-                    return;
-                };
-                let watched = watch_head(&client, &dir).await;
+                let client = f.shared.upgrade().and_then(|s| s.client().ok())?;
+                let watched = watch_head(&client, &f.dir).await;
                 drop(client);
-                let now;
-                (now, watcher) = match watched {
+                let (now, watcher) = match watched {
                     Ok(found) => found,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
+                    Err(e) => return Some((Err(e), f)),
                 };
-                if now != last {
-                    last = now.clone();
-                    if tx.send(Ok(now)).is_err() {
-                        return;
-                    }
+                f.watcher = Some(watcher);
+                if now != f.last {
+                    f.last = now.clone();
+                    return Some((Ok(now), f));
                 }
             }
         });
-        Ok(channel_stream(rx))
+        let stream = futures_util::StreamExt::chain(
+            futures_util::stream::iter([Ok::<_, Error>(first)]),
+            rest,
+        );
+        Ok(futures_util::StreamExt::boxed(stream))
     }
+}
+
+/// The state of one leader watch between events.
+struct Follow<W> {
+    /// Taken while waiting; `None` once the stream has ended.
+    watcher: Option<W>,
+    last: Option<LeaderRecord>,
+    status: watch::Receiver<SessionStatus>,
+    shared: std::sync::Weak<Shared>,
+    dir: String,
 }

@@ -6,13 +6,13 @@
 //! buffer and, on some backends, its own reads per event. [`LeaderWatches`]
 //! opens the backend's watch once and fans its records out locally.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Poll, Waker};
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::backend::LeaderRecord;
@@ -20,7 +20,40 @@ use crate::error::{Error, Result};
 use crate::name::Path;
 
 type Item = Result<Option<LeaderRecord>>;
-type Subscriber = mpsc::UnboundedSender<Item>;
+
+/// One subscriber's queue: lighter than a channel (whose first block holds 32
+/// items) because a process may hold thousands of elections with one
+/// follower each.
+#[derive(Default)]
+struct Inbox {
+    items: VecDeque<Item>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+type Subscriber = Arc<Mutex<Inbox>>;
+
+/// Queues `item` for `subscriber`; false if the subscriber is gone.
+fn deliver(subscriber: &Subscriber, item: Item) -> bool {
+    if Arc::strong_count(subscriber) == 1 {
+        return false;
+    }
+    let mut inbox = lock(subscriber);
+    inbox.items.push_back(item);
+    if let Some(waker) = inbox.waker.take() {
+        waker.wake();
+    }
+    true
+}
+
+/// Tells `subscriber` that nothing more will come.
+fn close(subscriber: &Subscriber) {
+    let mut inbox = lock(subscriber);
+    inbox.closed = true;
+    if let Some(waker) = inbox.waker.take() {
+        waker.wake();
+    }
+}
 
 /// Shares [`Backend::watch_leader`](crate::Backend::watch_leader) streams per
 /// election within one client: a backend keeps one of these and routes its
@@ -141,21 +174,22 @@ impl Hub {
                 let mut state = lock(&shared);
                 match item {
                     Some(Ok(record)) => {
-                        state
-                            .subscribers
-                            .retain(|s| s.send(Ok(record.clone())).is_ok());
+                        state.subscribers.retain(|s| deliver(s, Ok(record.clone())));
                         state.latest = Some(record);
                     }
                     Some(Err(e)) => {
                         state.ended = true;
                         for s in state.subscribers.drain(..) {
-                            let _ = s.send(Err(e.duplicate()));
+                            deliver(&s, Err(e.duplicate()));
+                            close(&s);
                         }
                         return;
                     }
                     None => {
                         state.ended = true;
-                        state.subscribers.clear();
+                        for s in state.subscribers.drain(..) {
+                            close(&s);
+                        }
                         return;
                     }
                 }
@@ -167,22 +201,30 @@ impl Hub {
     /// A new subscriber's stream, starting from the latest record; `None` if
     /// the backend's stream has ended.
     fn subscribe(hub: &Arc<Hub>) -> Option<BoxStream<'static, Item>> {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let inbox = Subscriber::default();
         {
             let mut state = lock(&hub.state);
             if state.ended {
                 return None;
             }
             if let Some(latest) = &state.latest {
-                let _ = tx.send(Ok(latest.clone()));
+                lock(&inbox).items.push_back(Ok(latest.clone()));
             }
-            state.subscribers.push(tx);
+            state.subscribers.push(inbox.clone());
         }
         let keep = hub.clone();
         Some(
             futures_util::stream::poll_fn(move |cx| {
                 let _alive = &keep;
-                rx.poll_recv(cx)
+                let mut inbox = lock(&inbox);
+                if let Some(item) = inbox.items.pop_front() {
+                    return Poll::Ready(Some(item));
+                }
+                if inbox.closed {
+                    return Poll::Ready(None);
+                }
+                inbox.waker = Some(cx.waker().clone());
+                Poll::Pending
             })
             .boxed(),
         )
@@ -192,6 +234,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
 
     fn record(term: u64) -> Option<LeaderRecord> {
         Some(LeaderRecord {

@@ -126,7 +126,10 @@ impl CompletedCheckpointStore {
     /// the next `add` drops it.
     pub async fn add(&self, fence: &Leadership, checkpoint: &CompletedCheckpoint) -> Result<()> {
         self.ctx.check_fence(fence)?;
-        let existing = self.list().await?;
+        let existing = match self.list().await {
+            Ok(existing) => existing,
+            Err(e) => return Err(self.ctx.read_failed(fence, e).await),
+        };
         if let Some(latest) = existing.last() {
             if checkpoint.checkpoint_id <= latest.record.checkpoint_id {
                 return Err(Error::invalid(

@@ -9,7 +9,7 @@ use super::record::StoredState;
 use super::JobId;
 use crate::backend::{Condition, DynBackend};
 use crate::error::{Error, Result};
-use crate::leadership::Leadership;
+use crate::leadership::{Leadership, LossReason};
 use crate::name::{Id, Path};
 
 pub(crate) struct Context {
@@ -64,6 +64,25 @@ impl Context {
         match fence.loss_reason() {
             None => Ok(()),
             Some(reason) => Err(Error::LeadershipLost { reason }),
+        }
+    }
+
+    /// What a leader's read that failed should report: a retryable failure
+    /// while the leader's session has ended (expired on the server, even if
+    /// the leadership has not noticed yet) is [`Error::LeadershipLost`], since
+    /// retrying cannot succeed; anything else is returned as it is.
+    pub(crate) async fn read_failed(&self, fence: &Leadership, error: Error) -> Error {
+        if !error.is_retryable() {
+            return error;
+        }
+        if let Some(reason) = fence.loss_reason() {
+            return Error::LeadershipLost { reason };
+        }
+        match self.backend.session_alive(fence.grant().session).await {
+            Ok(false) => Error::LeadershipLost {
+                reason: LossReason::SessionLost,
+            },
+            _ => error,
         }
     }
 

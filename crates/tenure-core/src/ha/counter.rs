@@ -114,7 +114,10 @@ impl CheckpointIdCounter {
         self.ctx.check_fence(fence)?;
         let key = self.ctx.layout.counter(&self.job);
         loop {
-            let (current, version) = self.read().await?;
+            let (current, version) = match self.read().await {
+                Ok(read) => read,
+                Err(e) => return Err(self.ctx.read_failed(fence, e).await),
+            };
             let (out, next) = step(current)?;
             let value = record::encode(KIND, &CounterRecord { next });
             let condition = match version {
