@@ -96,12 +96,23 @@ pub(crate) async fn run(url: &str, name: &str) -> Result<(), String> {
                             .collect::<Result<Vec<_>, _>>()
                         {
                             Ok(all) => {
-                                println!("ACQUIRED {:.3}", started.elapsed().as_secs_f64() * 1000.0);
+                                let took = started.elapsed();
+                                println!("ACQUIRED {:.3}", took.as_secs_f64() * 1000.0);
                                 many = all;
                             }
                             Err(e) => println!("ERROR {e}"),
                         }
                     }
+                    "trim" => {
+                        // Hands memory freed by finished work back to the
+                        // system, so RSS shows what is held.
+                        // SAFETY: malloc_trim only releases free memory.
+                        unsafe { libc::malloc_trim(0) };
+                        println!("TRIMMED");
+                    }
+                    // Ends the process at once, holding what it holds (for
+                    // heap profilers, which report what is live at exit).
+                    "exit" => std::process::exit(0),
                     "release" => {
                         join_all(many.drain(..).map(|l| async move { l.resign().await })).await;
                         println!("RELEASED");

@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::name::Path;
 
 mod leader_watches;
+mod queue;
 
 /// A backend picked at run time, shared by every election of the process.
 pub type DynBackend = Arc<dyn Backend>;
@@ -312,6 +313,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 /// backend needs, written once.
 pub mod support {
     pub use super::leader_watches::LeaderWatches;
+    pub use super::queue::{queue, QueueReceiver, QueueSender};
     use futures_util::stream::BoxStream;
     use futures_util::StreamExt;
     use tokio::sync::{mpsc, watch};

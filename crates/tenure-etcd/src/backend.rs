@@ -35,6 +35,9 @@ pub struct EtcdBackend {
     inner: Arc<Inner>,
 }
 
+/// Candidate writes in flight at once, per client.
+const CAMPAIGN_SLOTS: usize = 64;
+
 struct Inner {
     client: Client,
     keys: Keys,
@@ -47,6 +50,8 @@ struct Inner {
     hub: WatchHub,
     /// One leader watch per election, shared by this process's followers.
     leader_watches: LeaderWatches,
+    /// Bounds the candidate writes in flight at once.
+    campaign_slots: Arc<tokio::sync::Semaphore>,
     /// The last answer of the server about a lease, shared by concurrent askers.
     alive_check: tokio::sync::Mutex<Option<(SessionId, tokio::time::Instant, bool)>>,
     session_task: Mutex<Option<JoinHandle<()>>>,
@@ -215,6 +220,7 @@ impl EtcdBackend {
                 nudge,
                 hub,
                 leader_watches: LeaderWatches::new(),
+                campaign_slots: Arc::new(tokio::sync::Semaphore::new(CAMPAIGN_SLOTS)),
                 alive_check: tokio::sync::Mutex::new(None),
                 session_task: Mutex::new(Some(task)),
             }),
@@ -541,7 +547,11 @@ impl Backend for EtcdBackend {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let create = {
             let (client, key, value) = (self.inner.client.clone(), key.clone(), value.to_vec());
+            let slots = self.inner.campaign_slots.clone();
             tokio::spawn(async move {
+                // Thousands of campaigns at once would each hold a request's
+                // buffers in flight; a bounded number is as fast and lighter.
+                let _slot = slots.acquire_owned().await;
                 let txn = Txn::new()
                     .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                     .and_then([TxnOp::put(

@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use etcd_client::{Client, Event, WatchOptions, WatchRequestSender, WatchResponseStream};
+use tenure_core::backend::support::{queue, QueueReceiver, QueueSender};
 use tenure_core::{Error, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::map_err;
 
-type Events = mpsc::UnboundedSender<Result<Vec<Event>>>;
+/// A watch's events: a light queue, since a process may hold thousands.
+type Events = QueueSender<Result<Vec<Event>>>;
 
 /// Each watch's event channel, and its creation's answer until etcd confirms.
 type Watchers = HashMap<i64, (Events, Option<oneshot::Sender<Result<()>>>)>;
@@ -39,7 +41,7 @@ pub(crate) struct WatchHub {
 #[derive(Debug)]
 pub(crate) struct HubWatch {
     id: i64,
-    events: mpsc::UnboundedReceiver<Result<Vec<Event>>>,
+    events: QueueReceiver<Result<Vec<Event>>>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -83,7 +85,7 @@ impl WatchHub {
         options: WatchOptions,
     ) -> Result<HubWatch> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (events, events_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = queue();
         let (created, created_rx) = oneshot::channel();
         self.commands
             .send(Command::Add {

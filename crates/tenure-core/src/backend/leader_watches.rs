@@ -6,54 +6,22 @@
 //! buffer and, on some backends, its own reads per event. [`LeaderWatches`]
 //! opens the backend's watch once and fans its records out locally.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Poll, Waker};
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
+use super::queue::{queue, QueueSender};
 use crate::backend::LeaderRecord;
 use crate::error::{Error, Result};
 use crate::name::Path;
 
 type Item = Result<Option<LeaderRecord>>;
 
-/// One subscriber's queue: lighter than a channel (whose first block holds 32
-/// items) because a process may hold thousands of elections with one
-/// follower each.
-#[derive(Default)]
-struct Inbox {
-    items: VecDeque<Item>,
-    waker: Option<Waker>,
-    closed: bool,
-}
-
-type Subscriber = Arc<Mutex<Inbox>>;
-
-/// Queues `item` for `subscriber`; false if the subscriber is gone.
-fn deliver(subscriber: &Subscriber, item: Item) -> bool {
-    if Arc::strong_count(subscriber) == 1 {
-        return false;
-    }
-    let mut inbox = lock(subscriber);
-    inbox.items.push_back(item);
-    if let Some(waker) = inbox.waker.take() {
-        waker.wake();
-    }
-    true
-}
-
-/// Tells `subscriber` that nothing more will come.
-fn close(subscriber: &Subscriber) {
-    let mut inbox = lock(subscriber);
-    inbox.closed = true;
-    if let Some(waker) = inbox.waker.take() {
-        waker.wake();
-    }
-}
+type Subscriber = QueueSender<Item>;
 
 /// Shares [`Backend::watch_leader`](crate::Backend::watch_leader) streams per
 /// election within one client: a backend keeps one of these and routes its
@@ -174,22 +142,21 @@ impl Hub {
                 let mut state = lock(&shared);
                 match item {
                     Some(Ok(record)) => {
-                        state.subscribers.retain(|s| deliver(s, Ok(record.clone())));
+                        state
+                            .subscribers
+                            .retain(|s| s.send(Ok(record.clone())).is_ok());
                         state.latest = Some(record);
                     }
                     Some(Err(e)) => {
                         state.ended = true;
                         for s in state.subscribers.drain(..) {
-                            deliver(&s, Err(e.duplicate()));
-                            close(&s);
+                            let _ = s.send(Err(e.duplicate()));
                         }
                         return;
                     }
                     None => {
                         state.ended = true;
-                        for s in state.subscribers.drain(..) {
-                            close(&s);
-                        }
+                        state.subscribers.clear();
                         return;
                     }
                 }
@@ -201,30 +168,22 @@ impl Hub {
     /// A new subscriber's stream, starting from the latest record; `None` if
     /// the backend's stream has ended.
     fn subscribe(hub: &Arc<Hub>) -> Option<BoxStream<'static, Item>> {
-        let inbox = Subscriber::default();
+        let (tx, mut rx) = queue();
         {
             let mut state = lock(&hub.state);
             if state.ended {
                 return None;
             }
             if let Some(latest) = &state.latest {
-                lock(&inbox).items.push_back(Ok(latest.clone()));
+                let _ = tx.send(Ok(latest.clone()));
             }
-            state.subscribers.push(inbox.clone());
+            state.subscribers.push(tx);
         }
         let keep = hub.clone();
         Some(
             futures_util::stream::poll_fn(move |cx| {
                 let _alive = &keep;
-                let mut inbox = lock(&inbox);
-                if let Some(item) = inbox.items.pop_front() {
-                    return Poll::Ready(Some(item));
-                }
-                if inbox.closed {
-                    return Poll::Ready(None);
-                }
-                inbox.waker = Some(cx.waker().clone());
-                Poll::Pending
+                rx.poll_recv(cx)
             })
             .boxed(),
         )
