@@ -14,10 +14,13 @@ use tenure_core::Error;
 
 const MAGIC: &str = "tenure-local-state";
 const VERSION: u32 = 1;
-/// Recent key-value changes kept for watchers in other processes.
-const LOG_MAX_ENTRIES: usize = 4096;
+/// Recent key-value changes kept for watchers in other processes, which read
+/// them every poll (5 ms by default); one that falls further behind re-lists.
+/// The whole state is rewritten on every change, so the log is kept short: at
+/// 4,096 entries of 256-byte values each write rewrote megabytes.
+const LOG_MAX_ENTRIES: usize = 256;
 /// ... and at most this many bytes of values in them.
-const LOG_MAX_BYTES: usize = 8 * 1024 * 1024;
+const LOG_MAX_BYTES: usize = 1024 * 1024;
 
 /// Everything the backend stores.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
