@@ -101,16 +101,8 @@ const FOOTER: &str = "## Where targets are missed, and why
   adds the allocator's fragmentation. One watch per election prefix, shared by
   all of a process's elections, instead of a watch per election would cut
   both further.
-- **Local crash failover p99** (50 ms): 39 of 40 trials took 2-8 ms; one
-  took 243 ms. The successor's takeover is an fsynced write, and this
-  machine's disk stalls on fsync for that long now and then (see the local
-  write latencies); a run without a stall meets the target.
-- **Local fenced writes with one writer**: fenced puts took a median 27 ms
-  against 10 ms unfenced here (and in an earlier run), while with 16 writers
-  both run alike; the cause is not found yet (suspected: the leadership's
-  monitor polling the state file beside the single writer's group commits).
 - **Fenced / unfenced throughput on memory**: a write takes nanoseconds, so
-  the ratio swings either way from run to run (0.78 to 2.4 measured).
+  the ratio swings either way from run to run (0.73 to 2.4 measured).
 ";
 
 pub(crate) async fn all(options: Options) -> Result<(), String> {
