@@ -2,6 +2,7 @@
 //! and p99 that both runs measured.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::report::{num, Row, Stat, SCENARIOS};
@@ -40,7 +41,11 @@ fn load(dir: &str) -> Result<BTreeMap<Key, Row>, String> {
 
 pub(crate) fn run(old: &str, new: &str) -> Result<(), String> {
     let (old_rows, new_rows) = (load(old)?, load(new)?);
-    println!(
+    // Written without println!, so a closed pipe (`| head`) ends the output
+    // quietly instead of panicking.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "{:<10} {:<22} {:<14} {:<44} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7}",
         "scenario",
         "implementation",
@@ -71,7 +76,8 @@ pub(crate) fn run(old: &str, new: &str) -> Result<(), String> {
         };
         let (om, nm, rm) = pair(Stat::Median);
         let (op, np, rp) = pair(Stat::P99);
-        println!(
+        let _ = writeln!(
+            out,
             "{:<10} {:<22} {:<14} {:<44} {om:>10} {nm:>10} {rm:>7} {op:>10} {np:>10} {rp:>7}",
             key.0, key.1, key.2, key.3
         );
@@ -85,7 +91,10 @@ pub(crate) fn run(old: &str, new: &str) -> Result<(), String> {
         .filter(|k| !new_rows.contains_key(*k))
         .count();
     if only_new + only_old > 0 {
-        println!("({only_new} rows only in {new}, {only_old} only in {old})");
+        let _ = writeln!(
+            out,
+            "({only_new} rows only in {new}, {only_old} only in {old})"
+        );
     }
     Ok(())
 }

@@ -240,18 +240,17 @@ impl Report {
             if rows.is_empty() {
                 continue;
             }
-            let part = serde_json::json!({
+            let head = serde_json::json!({
                 "command": self.command,
                 "cores": self.cores,
                 "load": self.load,
                 "started": self.started,
                 "servers": self.servers,
                 "peers": self.peers,
-                "rows": rows,
             });
             let path = Path::new(results).join(format!("{slug}.json"));
-            let text = serde_json::to_string_pretty(&part).map_err(|e| e.to_string())?;
-            std::fs::write(&path, text + "\n")
+            let text = results_json(&head, &rows).map_err(|e| e.to_string())?;
+            std::fs::write(&path, text)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
         std::fs::write(md, self.markdown(results, footer))
@@ -323,6 +322,26 @@ impl Report {
         md.push_str(footer);
         md
     }
+}
+
+/// One scenario's results: the run's facts, then one row a line with its
+/// samples to the nanosecond (a millionth of the unit), so that files stay
+/// small and diffs of two runs read row by row.
+fn results_json(head: &serde_json::Value, rows: &[&Row]) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string_pretty(head)?;
+    text.truncate(text.trim_end().trim_end_matches('}').trim_end().len());
+    text.push_str(",\n  \"rows\": [\n");
+    let mut lines = Vec::new();
+    for row in rows {
+        let mut row = (*row).clone();
+        for s in &mut row.samples {
+            *s = (*s * 1e6).round() / 1e6;
+        }
+        lines.push(format!("    {}", serde_json::to_string(&row)?));
+    }
+    text.push_str(&lines.join(",\n"));
+    text.push_str("\n  ]\n}\n");
+    Ok(text)
 }
 
 fn table_row(row: &Row) -> String {
