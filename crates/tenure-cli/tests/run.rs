@@ -89,8 +89,12 @@ fn when_the_leading_tenure_is_killed_the_other_starts_its_command_and_the_first_
     } else {
         (b, a)
     };
-    // Only one command runs.
-    std::thread::sleep(Duration::from_millis(200));
+    // Only one command runs, even once the other tenure waits in the queue.
+    await_until("the other tenure queued behind the leader", || {
+        let out = output(&["status", "--backend", &backend, "--json", "jobs"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (rows[0]["candidates"] == 2).then_some(())
+    });
     assert_eq!(lines(&log).len(), 1, "two commands ran at once");
 
     leader.signal(libc::SIGKILL);
