@@ -316,7 +316,7 @@ pub mod support {
     pub use super::queue::{queue, QueueReceiver, QueueSender};
     use futures_util::stream::BoxStream;
     use futures_util::StreamExt;
-    use tokio::sync::{mpsc, watch};
+    use tokio::sync::watch;
 
     use super::{Condition, SessionState, SessionStatus};
     use crate::error::{Error, Result};
@@ -375,10 +375,10 @@ pub mod support {
         }
     }
 
-    /// The receiving end of an unbounded channel as the boxed stream the
+    /// The receiving end of a [`queue`] as the boxed stream the
     /// [`Backend`](super::Backend) watch methods return.
     pub fn channel_stream<T: Send + 'static>(
-        rx: mpsc::UnboundedReceiver<Result<T>>,
+        rx: QueueReceiver<Result<T>>,
     ) -> BoxStream<'static, Result<T>> {
         let mut rx = rx;
         futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()

@@ -391,7 +391,9 @@ pub(crate) async fn release(backend: DynBackend, grant: Grant) {
 /// candidate is no longer the leader. Then removes the candidate if it may still
 /// be there, so the queue moves on.
 async fn monitor(backend: DynBackend, leadership: Leadership, policy: ConnectionPolicy) {
-    let grant = leadership.grant().clone();
+    // A process may hold thousands of leaderships, each with one of these
+    // tasks: keep its state small (one timer, the grant read through the
+    // leadership, the rare removal check boxed).
     let token = leadership.token();
     let mut status = backend.session();
     let mut leader: Option<LeaderStream> = None;
@@ -401,6 +403,7 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     let mut backoff = Duration::from_millis(50);
     let mut reopen_at = Some(Instant::now());
     let reason = loop {
+        let grant = leadership.grant();
         let s: SessionStatus = *status.borrow_and_update();
         if s.state == SessionState::Closed {
             break LossReason::Closed;
@@ -411,19 +414,27 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
         if s.state == SessionState::Suspended && policy == ConnectionPolicy::RevokeOnSuspended {
             break LossReason::SessionSuspended;
         }
-        if leader.is_none() && opening.is_none() && reopen_at.is_some_and(|at| at <= Instant::now())
-        {
+        let now = Instant::now();
+        if s.renew_deadline.is_some_and(|deadline| deadline <= now) {
+            break LossReason::RenewDeadlinePassed;
+        }
+        if leader.is_none() && opening.is_none() && reopen_at.is_some_and(|at| at <= now) {
             let (backend, election) = (backend.clone(), grant.election.clone());
             opening = Some(Box::pin(
                 async move { backend.watch_leader(&election).await },
             ));
             reopen_at = None;
         }
+        // One timer for both: the renew deadline, and reopening the watch.
+        let reopen = reopen_at.filter(|_| leader.is_none() && opening.is_none());
+        let wake = match (s.renew_deadline, reopen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             _ = token.cancelled() => return,
             r = status.changed() => if r.is_err() { break LossReason::Closed },
-            _ = sleep_until_opt(s.renew_deadline) => break LossReason::RenewDeadlinePassed,
-            _ = sleep_until_opt(reopen_at.filter(|_| leader.is_none() && opening.is_none())) => {}
+            _ = sleep_until_opt(wake) => {}
             opened = open_leader(&mut opening) => {
                 opening = None;
                 match opened {
@@ -440,7 +451,7 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
             }
             event = next_leader(&mut leader) => match event {
                 Some(Ok(Some(record))) if record.term == grant.term => {}
-                Some(Ok(_)) => break removal_reason(&backend, &status, &grant).await,
+                Some(Ok(_)) => break Box::pin(removal_reason(&backend, &status, grant)).await,
                 Some(Err(_)) | None => {
                     leader = None;
                     reopen_at = Some(Instant::now() + backoff);
@@ -450,7 +461,7 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     };
     if leadership.end(reason) && !matches!(reason, LossReason::SessionLost | LossReason::Closed) {
         // The candidate may still be in the queue (suspended, deadline passed).
-        tokio::spawn(release(backend, grant));
+        tokio::spawn(release(backend, leadership.grant().clone()));
     }
 }
 

@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::backend::support::{channel_stream, check_delete, check_put, check_value_size};
+use crate::backend::support::{
+    channel_stream, check_delete, check_put, check_value_size, queue, QueueSender,
+};
 use crate::backend::{
     Backend, Candidate, Capabilities, Condition, Grant, KvEvent, LeaderRecord, SessionId,
     SessionState, SessionStatus, Versioned,
@@ -34,7 +36,7 @@ use crate::url::BackendUrl;
 /// session survives on the "server".
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
 
-type Sender<T> = mpsc::UnboundedSender<Result<T>>;
+type Sender<T> = QueueSender<Result<T>>;
 
 /// An in-process coordination "server" shared by any number of clients.
 #[derive(Clone, Default)]
@@ -70,25 +72,16 @@ struct Server {
     kv_watchers: Vec<(u64, Path, Sender<KvEvent>)>,
 }
 
+#[derive(Default)]
 struct ElectionState {
     queue: Vec<Entry>,
-    /// Wakes waiting campaigns on any change of the queue.
-    changed: watch::Sender<()>,
+    /// Wakes waiting campaigns on any change of the queue; made when the
+    /// first campaign has to wait (most elections never need it).
+    changed: Option<watch::Sender<()>>,
     /// Watchers of the leader, with the client that opened them.
     leader_watchers: Vec<(u64, Sender<Option<LeaderRecord>>)>,
     /// The leader last sent to watchers, so only changes are sent.
     announced: Option<LeaderRecord>,
-}
-
-impl Default for ElectionState {
-    fn default() -> Self {
-        ElectionState {
-            queue: Vec::new(),
-            changed: watch::channel(()).0,
-            leader_watchers: Vec::new(),
-            announced: None,
-        }
-    }
 }
 
 struct Entry {
@@ -108,7 +101,9 @@ impl ElectionState {
     /// Wakes campaigns and tells leader watchers, in the order changes happen
     /// (we hold the server lock, so the order is the linearization order).
     fn notify(&mut self) {
-        self.changed.send_replace(());
+        if let Some(changed) = &self.changed {
+            changed.send_replace(());
+        }
         let head = self.head();
         if head != self.announced {
             self.leader_watchers
@@ -534,6 +529,10 @@ impl Backend for MemoryBackend {
             }
             let term = server.bump();
             let state = server.elections.entry(election.clone()).or_default();
+            // Most queues hold one candidate: do not reserve room for four.
+            if state.queue.capacity() == 0 {
+                state.queue.reserve_exact(1);
+            }
             state.queue.push(Entry {
                 term,
                 session: session.0,
@@ -551,7 +550,7 @@ impl Backend for MemoryBackend {
         let mut status = self.session();
         loop {
             let mut changed = {
-                let server = self.cluster.lock();
+                let mut server = self.cluster.lock();
                 let state = server.elections.get(election);
                 let position = state.and_then(|s| s.queue.iter().position(|e| e.term == term));
                 match position {
@@ -570,9 +569,12 @@ impl Backend for MemoryBackend {
                             key: term.to_string(),
                         });
                     }
-                    Some(_) => state
+                    Some(_) => server
+                        .elections
+                        .get_mut(election)
                         .expect("the queue holds our candidate")
                         .changed
+                        .get_or_insert_with(|| watch::channel(()).0)
                         .subscribe(),
                 }
             };
@@ -623,7 +625,7 @@ impl Backend for MemoryBackend {
         &self,
         election: &Path,
     ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue();
         let mut server = self.server()?;
         let state = server.elections.entry(election.clone()).or_default();
         // Current value first, then changes: both under the lock, so nothing is
@@ -649,7 +651,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue();
         self.server()?
             .kv_watchers
             .push((self.client.id, prefix.clone(), tx));

@@ -12,13 +12,13 @@ use etcd_client::{
 };
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
-    channel_stream, check_delete_condition, check_value_size, closed, LeaderWatches,
+    channel_stream, check_delete_condition, check_value_size, closed, queue, LeaderWatches,
 };
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
     SessionId, SessionState, SessionStatus, Versioned,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::EtcdConfig;
@@ -715,7 +715,7 @@ impl Backend for EtcdBackend {
                 WatchOptions::new().with_prefix(),
             )
             .await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue();
         let (keys, prefix) = (self.inner.keys.clone(), prefix.clone());
         let mut status = self.session();
         tokio::spawn(async move {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use tenure_core::backend::support::{
     self, channel_stream, check_delete, check_put, check_value_size,
 };
@@ -273,6 +274,18 @@ impl Inner {
             election: election.to_owned(),
         }
     }
+}
+
+/// The state of one leader watch (see [`LocalBackend::watch_leader`]).
+struct Follow {
+    /// The head at the start, yielded first.
+    first: Option<Option<LeaderRecord>>,
+    last: Option<LeaderRecord>,
+    revision: u64,
+    name: String,
+    latest: watch::Receiver<Arc<State>>,
+    status: watch::Receiver<SessionStatus>,
+    _interest: Interest,
 }
 
 /// Keeps an election in the set whose dead leaders are looked for.
@@ -673,38 +686,45 @@ impl Backend for LocalBackend {
         election: &Path,
     ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>> {
         self.check_open()?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut latest = self.inner.latest.subscribe();
+        let latest = self.inner.latest.subscribe();
         let state = self.inner.load()?;
         let name = election.to_string();
         let interest = self.inner.interested(&name);
-        let mut last = head(&state, &name);
-        let mut revision = state.revision;
-        let _ = tx.send(Ok(last.clone()));
-        let mut status = self.session();
-        tokio::spawn(async move {
-            let _interest = interest;
+        let last = head(&state, &name);
+        // Read by the follower itself, no task: a process may follow
+        // thousands of elections. Like the state it follows, it yields the
+        // head after each change the follower gets to see.
+        let follow = Follow {
+            first: Some(last.clone()),
+            last,
+            revision: state.revision,
+            name,
+            latest,
+            status: self.session(),
+            _interest: interest,
+        };
+        let stream = futures_util::stream::unfold(follow, |mut f| async move {
+            if let Some(first) = f.first.take() {
+                return Some((Ok(first), f));
+            }
             loop {
                 tokio::select! {
-                    r = latest.changed() => if r.is_err() { return },
-                    _ = tx.closed() => return,
-                    _ = support::closed(&mut status) => return,
+                    r = f.latest.changed() => if r.is_err() { return None },
+                    _ = support::closed(&mut f.status) => return None,
                 }
-                let state = latest.borrow_and_update().clone();
-                if state.revision <= revision {
+                let state = f.latest.borrow_and_update().clone();
+                if state.revision <= f.revision {
                     continue;
                 }
-                revision = state.revision;
-                let now = head(&state, &name);
-                if now != last {
-                    last = now.clone();
-                    if tx.send(Ok(now)).is_err() {
-                        return;
-                    }
+                f.revision = state.revision;
+                let now = head(&state, &f.name);
+                if now != f.last {
+                    f.last = now.clone();
+                    return Some((Ok(now), f));
                 }
             }
         });
-        Ok(channel_stream(rx))
+        Ok(stream.boxed())
     }
 
     async fn get(&self, key: &Path) -> Result<Option<Versioned>> {
@@ -737,7 +757,7 @@ impl Backend for LocalBackend {
 
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
         self.check_open()?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = support::queue();
         let mut latest = self.inner.latest.subscribe();
         // Start from the state on disk now: every change after this is delivered.
         let mut seen = self.inner.load()?.revision;

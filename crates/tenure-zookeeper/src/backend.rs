@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
-    channel_stream, check_delete_condition, check_value_size, closed, LeaderWatches,
+    channel_stream, check_delete_condition, check_value_size, closed, queue, LeaderWatches,
 };
 use tenure_core::{
     Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
     SessionId, SessionState, SessionStatus, Versioned,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zookeeper_client::{
     AddWatchMode, Client, CreateMode, EventType, MultiWriteError, MultiWriteResult,
@@ -742,7 +742,7 @@ impl Backend for ZkBackend {
             .await
             .map_err(map_err)?;
         drop(client);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue();
         let shared = Arc::downgrade(&self.inner.shared);
         let mut status = self.session();
         tokio::spawn(async move {

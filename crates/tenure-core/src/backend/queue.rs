@@ -14,6 +14,10 @@ struct Shared<T> {
     waker: Option<Waker>,
     /// The sender is gone: once the items are read, the queue ends.
     closed: bool,
+    /// The receiver is gone.
+    receiver_gone: bool,
+    /// A sender waiting in [`QueueSender::closed`].
+    sender_waker: Option<Waker>,
 }
 
 /// The sending half of [`queue`]; dropping it ends the queue once the receiver
@@ -49,6 +53,8 @@ pub fn queue<T>() -> (QueueSender<T>, QueueReceiver<T>) {
         items: VecDeque::new(),
         waker: None,
         closed: false,
+        receiver_gone: false,
+        sender_waker: None,
     }));
     (
         QueueSender {
@@ -66,6 +72,11 @@ impl<T> QueueSender<T> {
         }
         let waker = {
             let mut shared = lock(&self.shared);
+            // A watch queue mostly holds one item at a time: room for four
+            // (the default) would be kept for the life of the queue.
+            if shared.items.capacity() == 0 {
+                shared.items.reserve_exact(1);
+            }
             shared.items.push_back(item);
             shared.waker.take()
         };
@@ -79,6 +90,19 @@ impl<T> QueueSender<T> {
     pub fn is_closed(&self) -> bool {
         Arc::strong_count(&self.shared) == 1
     }
+
+    /// Resolves once the receiver is gone.
+    pub async fn closed(&self) {
+        poll_fn(|cx| {
+            let mut shared = lock(&self.shared);
+            if shared.receiver_gone {
+                return Poll::Ready(());
+            }
+            shared.sender_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 impl<T> Drop for QueueSender<T> {
@@ -87,6 +111,21 @@ impl<T> Drop for QueueSender<T> {
             let mut shared = lock(&self.shared);
             shared.closed = true;
             shared.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Drop for QueueReceiver<T> {
+    fn drop(&mut self) {
+        // Mark and take the waker under the lock the sender checks under: it
+        // either sees the mark or is woken.
+        let waker = {
+            let mut shared = lock(&self.shared);
+            shared.receiver_gone = true;
+            shared.sender_waker.take()
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -134,6 +173,19 @@ mod tests {
         tx.send(3).unwrap();
         drop(tx);
         assert_eq!(waiter.await.unwrap(), vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_when_the_receiver_is_dropped() {
+        let (tx, rx) = queue::<u8>();
+        let waiting = tokio::spawn(async move { tx.closed().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(rx);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("closed() to resolve")
+            .unwrap();
     }
 
     #[test]
