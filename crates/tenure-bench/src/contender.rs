@@ -103,6 +103,7 @@ pub(crate) async fn run(url: &str, name: &str) -> Result<(), String> {
                             Err(e) => println!("ERROR {e}"),
                         }
                     }
+                    "heap" => println!("HEAP {}", crate::heap::live()),
                     "trim" => {
                         // Hands memory freed by finished work back to the
                         // system, so RSS shows what is held.

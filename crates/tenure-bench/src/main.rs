@@ -16,6 +16,7 @@ use std::process::ExitCode;
 mod compare;
 mod contender;
 mod fanout;
+mod heap;
 mod local;
 mod memory;
 mod peers;
@@ -30,8 +31,14 @@ const USAGE: &str = "usage:
   tenure-bench compare OLD_RESULTS_DIR NEW_RESULTS_DIR
   tenure-bench peer-smoke etcdctl|curator|kazoo";
 
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "contender") {
+        heap::enable();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -302,6 +302,16 @@ pub(crate) async fn paused_without_session(
 }
 
 /// The process's resident set size in KiB.
+/// The contender's live heap bytes (see `crate::heap`).
+async fn heap(p: &mut Proc) -> Result<isize, String> {
+    p.send("heap").await?;
+    p.expect_line("HEAP", Duration::from_secs(10))
+        .await?
+        .trim()
+        .parse()
+        .map_err(|_| "HEAP without a number".to_owned())
+}
+
 pub(crate) fn rss_kib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -329,6 +339,12 @@ pub(crate) async fn many(
     window: Duration,
 ) -> Result<(), String> {
     let mut p = subject.start(Lease::Default, "many").await?;
+    let tenure = subject.implementation == "tenure";
+    let heap_before = if tenure {
+        Some(heap(&mut p).await?)
+    } else {
+        None
+    };
     let before = rss_kib(p.pid());
     p.send(&format!("many {n}")).await?;
     let took: f64 = p
@@ -344,7 +360,7 @@ pub(crate) async fn many(
     // tenure's contender can hand what the campaigns freed back to the system
     // (malloc_trim), so RSS shows what holding costs; the peers' runtimes
     // manage their own heaps.
-    let trimmed = if subject.implementation == "tenure" {
+    let trimmed = if tenure {
         p.send("trim").await?;
         p.expect("TRIMMED").await?;
         Some((rss_kib(p.pid()) - before).max(0.0) / n as f64)
@@ -377,6 +393,19 @@ pub(crate) async fn many(
             "KiB",
             vec![untrimmed],
         ));
+    }
+    if let Some(heap_before) = heap_before {
+        let held = (heap(&mut p).await? - heap_before) as f64 / 1024.0 / n as f64;
+        report.add(
+            subject
+                .row(
+                    "many",
+                    &format!("live heap per election, {n} held"),
+                    "KiB",
+                    vec![held],
+                )
+                .note("bytes tenure holds, counted by the allocator; RSS adds the allocator's overhead and fragmentation"),
+        );
     }
     if let Some((count, unit)) = traffic {
         let first = count();
