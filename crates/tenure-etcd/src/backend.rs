@@ -34,11 +34,13 @@ pub struct EtcdBackend {
     inner: Arc<Inner>,
 }
 
-/// Candidate writes in flight at once, per client.
-const CAMPAIGN_SLOTS: usize = 64;
+/// Candidate writes and queue reads in flight at once, per client.
+const REQUEST_SLOTS: usize = 64;
 
 struct Inner {
-    client: Client,
+    /// Shared, not cloned, by campaigns and their guards: a client is a few
+    /// kilobytes, and a process may campaign for thousands of elections.
+    client: Arc<Client>,
     keys: Keys,
     config: EtcdConfig,
     status: watch::Sender<SessionStatus>,
@@ -49,8 +51,11 @@ struct Inner {
     hub: WatchHub,
     /// One leader watch per election, shared by this process's followers.
     leader_watches: LeaderWatches,
-    /// Bounds the candidate writes in flight at once.
-    campaign_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds the candidate writes and queue reads in flight at once: a
+    /// process campaigning for thousands of elections together would
+    /// otherwise hold thousands of requests' futures and buffers at a time,
+    /// and the heap stays fragmented by them long after.
+    request_slots: Arc<tokio::sync::Semaphore>,
     /// The last answer of the server about a lease, shared by concurrent askers.
     alive_check: tokio::sync::Mutex<Option<(SessionId, tokio::time::Instant, bool)>>,
     session_task: Mutex<Option<JoinHandle<()>>>,
@@ -211,7 +216,7 @@ impl EtcdBackend {
         let hub = WatchHub::new(client.clone());
         Ok(EtcdBackend {
             inner: Arc::new(Inner {
-                client,
+                client: Arc::new(client),
                 keys: Keys::new(&config.prefix),
                 config,
                 status,
@@ -219,7 +224,7 @@ impl EtcdBackend {
                 nudge,
                 hub,
                 leader_watches: LeaderWatches::new(),
-                campaign_slots: Arc::new(tokio::sync::Semaphore::new(CAMPAIGN_SLOTS)),
+                request_slots: Arc::new(tokio::sync::Semaphore::new(REQUEST_SLOTS)),
                 alive_check: tokio::sync::Mutex::new(None),
                 session_task: Mutex::new(Some(task)),
             }),
@@ -254,18 +259,21 @@ impl EtcdBackend {
     /// the read was made at.
     async fn queue(&self, election: &Path) -> Result<(Vec<KeyValue>, i64)> {
         let prefix = self.inner.keys.election(election);
-        let mut response = self
-            .kv()
-            .get(
+        // The request's future is boxed once a slot is free, so waiting
+        // readers stay small.
+        let _slot = self.inner.request_slots.acquire().await;
+        let mut response = Box::pin(
+            self.kv().get(
                 prefix.clone(),
                 Some(
                     GetOptions::new()
                         .with_prefix()
                         .with_sort(SortTarget::Create, SortOrder::Ascend),
                 ),
-            )
-            .await
-            .map_err(map_err)?;
+            ),
+        )
+        .await
+        .map_err(map_err)?;
         let revision = response.header().map_or(0, |h| h.revision());
         let queue: Vec<KeyValue> = response
             .take_kvs()
@@ -294,10 +302,12 @@ impl EtcdBackend {
         // read, one after it arrives as an event. (A watch started at an older
         // revision would be caught up by etcd's sync loop, up to 100 ms late.)
         let mut watch = self.inner.hub.watch(key, WatchOptions::new()).await?;
-        let present = self
-            .kv()
-            .get(key, Some(GetOptions::new().with_count_only()))
-            .await;
+        // Boxed: a campaign's future holds this call only while it runs.
+        let present = Box::pin(
+            self.kv()
+                .get(key, Some(GetOptions::new().with_count_only())),
+        )
+        .await;
         if present.is_ok_and(|r| r.count() == 0) {
             return Ok(());
         }
@@ -436,7 +446,7 @@ impl EtcdBackend {
 /// Withdraws a candidate whose campaign was dropped: waits for the write that
 /// creates it (it may still be in flight), then deletes it.
 struct CandidateGuard {
-    client: Client,
+    client: Arc<Client>,
     key: String,
     create: Option<JoinHandle<()>>,
     /// The candidate's create revision, once known.
@@ -546,7 +556,7 @@ impl Backend for EtcdBackend {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let create = {
             let (client, key, value) = (self.inner.client.clone(), key.clone(), value.to_vec());
-            let slots = self.inner.campaign_slots.clone();
+            let slots = self.inner.request_slots.clone();
             tokio::spawn(async move {
                 // Thousands of campaigns at once would each hold a request's
                 // buffers in flight; a bounded number is as fast and lighter.
@@ -610,7 +620,7 @@ impl Backend for EtcdBackend {
             Err(_) => {
                 // Withdraw now rather than leave it to the guard's background
                 // task, so a retry never finds (or loses) a stale candidate.
-                if self.withdraw(&key, term).await.is_ok() {
+                if Box::pin(self.withdraw(&key, term)).await.is_ok() {
                     guard.armed = false;
                 }
             }
