@@ -312,7 +312,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 /// Helpers for backend implementations: the stream and session plumbing every
 /// backend needs, written once.
 pub mod support {
-    pub use super::leader_watches::LeaderWatches;
+    pub use super::leader_watches::{LeaderWatches, OPENING_AT_ONCE};
     pub use super::queue::{queue, QueueReceiver, QueueSender};
     use futures_util::stream::BoxStream;
     use futures_util::StreamExt;

@@ -676,7 +676,7 @@ impl Backend for EtcdBackend {
         // One watch per election, however many followers this process has.
         self.inner
             .leader_watches
-            .watch(election, self.open_leader_watch(election))
+            .watch(election, || self.open_leader_watch(election))
             .await
     }
 

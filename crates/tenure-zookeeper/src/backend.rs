@@ -47,8 +47,15 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// One leader watch per election, shared by this process's followers.
     leader_watches: LeaderWatches,
+    /// Bounds the candidate creates in flight at once: a process campaigning
+    /// for thousands of elections together would otherwise hold thousands of
+    /// requests' futures at a time, and the heap stays fragmented by them.
+    create_slots: Arc<tokio::sync::Semaphore>,
     session_task: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// Candidate creates in flight at once, per client.
+const CREATE_SLOTS: usize = 64;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -135,6 +142,7 @@ impl ZkBackend {
                 shared,
                 stop,
                 leader_watches: LeaderWatches::new(),
+                create_slots: Arc::new(tokio::sync::Semaphore::new(CREATE_SLOTS)),
                 session_task: Mutex::new(Some(task)),
             }),
         })
@@ -552,12 +560,15 @@ impl Backend for ZkBackend {
         let prefix = keys::candidate_prefix(election, &uuid::Uuid::new_v4());
         // Create in a task of its own, so a dropped campaign cannot cut the
         // create short and leave a node its guard does not know about.
-        let create = tokio::spawn(create_candidate(
-            self.inner.shared.clone(),
-            dir.clone(),
-            prefix,
-            value.to_vec(),
-        ));
+        let create = {
+            let (shared, dir, value) = (self.inner.shared.clone(), dir.clone(), value.to_vec());
+            let slots = self.inner.create_slots.clone();
+            tokio::spawn(async move {
+                // Boxed once a slot is free, so the waiting tasks stay small.
+                let _slot = slots.acquire_owned().await;
+                Box::pin(create_candidate(shared, dir, prefix, value)).await
+            })
+        };
         let mut guard = CandidateGuard {
             shared: self.inner.shared.clone(),
             create: None,
@@ -588,7 +599,8 @@ impl Backend for ZkBackend {
             // Made on a newer session than the one campaigning: not ours to use.
             return Err(expired());
         }
-        let outcome = self.wait_first(&dir, &path, session).await;
+        // Boxed: only campaigns that get this far hold room for it.
+        let outcome = Box::pin(self.wait_first(&dir, &path, session)).await;
         match &outcome {
             Ok(_) | Err(Error::SessionExpired { .. }) => {
                 // Granted, or gone with its session... unless it is still there
@@ -602,7 +614,7 @@ impl Backend for ZkBackend {
                 // Withdraw now rather than leave it to the guard's background
                 // task, so a retry never finds a stale candidate.
                 if let Ok(client) = self.shared().client() {
-                    if client.delete(&path, None).await.is_ok() {
+                    if Box::pin(client.delete(&path, None)).await.is_ok() {
                         guard.armed = false;
                     }
                 }
@@ -665,7 +677,7 @@ impl Backend for ZkBackend {
         // One watch per election, however many followers this process has.
         self.inner
             .leader_watches
-            .watch(election, self.open_leader_watch(election))
+            .watch(election, || self.open_leader_watch(election))
             .await
     }
 
@@ -1107,7 +1119,9 @@ impl ZkBackend {
                 // Hold the client only while reading, never while waiting, so
                 // that closing the backend closes its session.
                 let client = f.shared.upgrade().and_then(|s| s.client().ok())?;
-                let watched = watch_head(&client, &f.dir).await;
+                // Boxed: the stream, kept for as long as the election is
+                // followed, would otherwise hold room for the reads always.
+                let watched = Box::pin(watch_head(&client, &f.dir)).await;
                 drop(client);
                 let (now, watcher) = match watched {
                     Ok(found) => found,

@@ -33,9 +33,25 @@ type Subscriber = QueueSender<Item>;
 /// backend's stream errors, every subscriber gets the error and its stream
 /// ends (callers re-open, as the contract says); when the last subscriber is
 /// dropped, the backend's stream is dropped too.
-#[derive(Default)]
+///
+/// At most [`OPENING_AT_ONCE`] watches are being opened at a time; the others
+/// wait their turn holding a small future, not a backend request's: a process
+/// that wins thousands of elections at once opens a watch for each.
 pub struct LeaderWatches {
     slots: Mutex<Slots>,
+    opening: tokio::sync::Semaphore,
+}
+
+/// How many backend watches a [`LeaderWatches`] opens at once.
+pub const OPENING_AT_ONCE: usize = 64;
+
+impl Default for LeaderWatches {
+    fn default() -> Self {
+        LeaderWatches {
+            slots: Mutex::default(),
+            opening: tokio::sync::Semaphore::new(OPENING_AT_ONCE),
+        }
+    }
 }
 
 /// Each election's shared watch, behind a lock of its own so that followers
@@ -90,22 +106,29 @@ impl LeaderWatches {
     }
 
     /// A stream of `election`'s leader: joins the election's shared watch if
-    /// one is running, or opens one with `open` (the backend's own watch) and
-    /// shares it.
-    pub async fn watch<F>(
+    /// one is running, or opens one with `open()` (the backend's own watch)
+    /// and shares it.
+    pub async fn watch<F, O>(
         &self,
         election: &Path,
         open: F,
     ) -> Result<BoxStream<'static, Result<Option<LeaderRecord>>>>
     where
-        F: Future<Output = Result<BoxStream<'static, Result<Option<LeaderRecord>>>>>,
+        F: FnOnce() -> O,
+        O: Future<Output = Result<BoxStream<'static, Result<Option<LeaderRecord>>>>>,
     {
         let slot = lock(&self.slots).slot(election);
         let mut running = slot.lock().await;
         if let Some(stream) = running.upgrade().and_then(|hub| Hub::subscribe(&hub)) {
             return Ok(stream);
         }
-        let hub = Hub::start(open.await?);
+        let source = {
+            // Never closed, so acquiring cannot fail.
+            let _turn = self.opening.acquire().await;
+            // Boxed once it is our turn: the waiting futures stay small.
+            Box::pin(open()).await?
+        };
+        let hub = Hub::start(source);
         let stream =
             Hub::subscribe(&hub).ok_or_else(|| Error::unavailable("leader watch ended"))?;
         *running = Arc::downgrade(&hub);
@@ -216,11 +239,14 @@ mod tests {
                 |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
             )
             .boxed();
-        let mut first = watches.watch(&path(), async { Ok(source) }).await.unwrap();
+        let mut first = watches
+            .watch(&path(), || async { Ok(source) })
+            .await
+            .unwrap();
         tx.send(Ok(record(1))).unwrap();
         assert_eq!(first.next().await.unwrap().unwrap(), record(1));
         let mut second = watches
-            .watch(&path(), async {
+            .watch(&path(), || async {
                 panic!("a second watch must not be opened")
             })
             .await
@@ -240,7 +266,7 @@ mod tests {
             assert!(stream.next().await.is_none());
         }
         let mut third = watches
-            .watch(&path(), async {
+            .watch(&path(), || async {
                 Ok(futures_util::stream::iter([Ok(record(3))]).boxed())
             })
             .await
@@ -254,7 +280,7 @@ mod tests {
         let opened = std::sync::atomic::AtomicUsize::new(0);
         let election = path();
         let streams = futures_util::future::join_all((0..50).map(|_| {
-            watches.watch(&election, async {
+            watches.watch(&election, || async {
                 opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::task::yield_now().await;
                 Ok(futures_util::stream::iter([Ok(record(1))])
@@ -279,9 +305,12 @@ mod tests {
                 |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
             )
             .boxed();
-        let a = watches.watch(&path(), async { Ok(source) }).await.unwrap();
+        let a = watches
+            .watch(&path(), || async { Ok(source) })
+            .await
+            .unwrap();
         let b = watches
-            .watch(&path(), async { panic!("shared") })
+            .watch(&path(), || async { panic!("shared") })
             .await
             .unwrap();
         drop(a);
@@ -290,5 +319,50 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), tx.closed())
             .await
             .expect("the backend's stream is dropped");
+    }
+
+    #[tokio::test]
+    async fn at_most_opening_at_once_watches_are_opened_together() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let watches = Arc::new(LeaderWatches::new());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let tasks: Vec<_> = (0..OPENING_AT_ONCE + 16)
+            .map(|i| {
+                let (watches, in_flight, most) = (watches.clone(), in_flight.clone(), most.clone());
+                let mut released = released.clone();
+                tokio::spawn(async move {
+                    let election = Path::parse("election", &format!("e{i}")).unwrap();
+                    let opened = watches
+                        .watch(&election, || async move {
+                            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            let _ = released.wait_for(|r| *r).await;
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                            Ok(futures_util::stream::pending().boxed())
+                        })
+                        .await;
+                    opened.map(drop)
+                })
+            })
+            .collect();
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while in_flight.load(Ordering::SeqCst) < OPENING_AT_ONCE {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the first openings to start");
+        // Give every other waiting task its chances to start an opening.
+        for _ in 0..OPENING_AT_ONCE * 4 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(in_flight.load(Ordering::SeqCst), OPENING_AT_ONCE);
+        release.send_replace(true);
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), OPENING_AT_ONCE);
     }
 }
