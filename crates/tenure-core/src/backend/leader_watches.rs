@@ -10,18 +10,17 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
-use tokio::task::JoinHandle;
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Wake, Waker};
 
-use super::queue::{queue, QueueSender};
+use futures_util::stream::{BoxStream, Stream};
+use futures_util::StreamExt;
+
 use crate::backend::LeaderRecord;
 use crate::error::{Error, Result};
 use crate::name::Path;
 
 type Item = Result<Option<LeaderRecord>>;
-
-type Subscriber = QueueSender<Item>;
 
 /// Shares [`Backend::watch_leader`](crate::Backend::watch_leader) streams per
 /// election within one client: a backend keeps one of these and routes its
@@ -74,24 +73,79 @@ impl std::fmt::Debug for LeaderWatches {
     }
 }
 
-/// The shared part of one election's watch; dropping the last subscriber
-/// drops it, which stops the task reading the backend's stream.
+/// The shared part of one election's watch, read by its subscribers
+/// themselves — no task of its own: a process may follow thousands of
+/// elections. Whichever subscriber needs the next record polls the backend's
+/// stream until it has nothing more to give, and hands every record to all
+/// subscribers; the stream is polled with a waker that wakes them all, so any
+/// subscriber still interested reads on, whatever the others do. Dropping the
+/// last subscriber drops the hub and with it the backend's stream.
 struct Hub {
-    state: Arc<Mutex<State>>,
-    task: JoinHandle<()>,
+    state: Mutex<State>,
+    /// Wakes every waiting subscriber; the waker given to the backend's stream.
+    wake_all: Arc<WakeAll>,
 }
 
 struct State {
+    /// The backend's stream; taken out while a subscriber polls it, and gone
+    /// once it ended.
+    source: Option<BoxStream<'static, Item>>,
     /// The last record the backend yielded, once it has yielded one.
     latest: Option<Option<LeaderRecord>>,
-    subscribers: Vec<Subscriber>,
+    /// Each subscriber's unread records and waker, by index.
+    subscribers: Vec<Option<Subscriber>>,
     /// The backend's stream ended or failed: nobody may join any more.
     ended: bool,
 }
 
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.task.abort();
+#[derive(Default)]
+struct Subscriber {
+    unread: VecDeque<Item>,
+    waker: Option<Waker>,
+}
+
+struct WakeAll {
+    hub: Weak<Hub>,
+}
+
+impl Wake for WakeAll {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(hub) = self.hub.upgrade() {
+            let wakers = lock(&hub.state).take_wakers();
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+impl State {
+    fn take_wakers(&mut self) -> Vec<Waker> {
+        self.subscribers
+            .iter_mut()
+            .flatten()
+            .filter_map(|s| s.waker.take())
+            .collect()
+    }
+
+    /// Hands `item` to every subscriber.
+    fn deliver(&mut self, item: &Item) {
+        for subscriber in self.subscribers.iter_mut().flatten() {
+            // Mostly one record waits at a time: keep room for one, not four.
+            if subscriber.unread.capacity() == 0 {
+                subscriber.unread.reserve_exact(1);
+            }
+            subscriber.unread.push_back(match item {
+                Ok(record) => Ok(record.clone()),
+                Err(e) => Err(e.duplicate()),
+            });
+        }
+        match item {
+            Ok(record) => self.latest = Some(record.clone()),
+            Err(_) => self.ended = true,
+        }
     }
 }
 
@@ -152,64 +206,145 @@ impl Slots {
 }
 
 impl Hub {
-    fn start(mut source: BoxStream<'static, Item>) -> Arc<Hub> {
-        let state = Arc::new(Mutex::new(State {
-            latest: None,
-            subscribers: Vec::new(),
-            ended: false,
-        }));
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let item = source.next().await;
-                let mut state = lock(&shared);
-                match item {
-                    Some(Ok(record)) => {
-                        state
-                            .subscribers
-                            .retain(|s| s.send(Ok(record.clone())).is_ok());
-                        state.latest = Some(record);
-                    }
-                    Some(Err(e)) => {
-                        state.ended = true;
-                        for s in state.subscribers.drain(..) {
-                            let _ = s.send(Err(e.duplicate()));
-                        }
-                        return;
-                    }
-                    None => {
-                        state.ended = true;
-                        state.subscribers.clear();
-                        return;
-                    }
-                }
-            }
-        });
-        Arc::new(Hub { state, task })
+    fn start(source: BoxStream<'static, Item>) -> Arc<Hub> {
+        Arc::new_cyclic(|hub| Hub {
+            state: Mutex::new(State {
+                source: Some(source),
+                latest: None,
+                subscribers: Vec::new(),
+                ended: false,
+            }),
+            wake_all: Arc::new(WakeAll { hub: hub.clone() }),
+        })
     }
 
     /// A new subscriber's stream, starting from the latest record; `None` if
     /// the backend's stream has ended.
     fn subscribe(hub: &Arc<Hub>) -> Option<BoxStream<'static, Item>> {
-        let (tx, mut rx) = queue();
-        {
+        let index = {
             let mut state = lock(&hub.state);
             if state.ended {
                 return None;
             }
+            let mut subscriber = Subscriber::default();
             if let Some(latest) = &state.latest {
-                let _ = tx.send(Ok(latest.clone()));
+                subscriber.unread.reserve_exact(1);
+                subscriber.unread.push_back(Ok(latest.clone()));
             }
-            state.subscribers.push(tx);
-        }
-        let keep = hub.clone();
+            match state.subscribers.iter().position(Option::is_none) {
+                Some(free) => {
+                    state.subscribers[free] = Some(subscriber);
+                    free
+                }
+                None => {
+                    state.subscribers.push(Some(subscriber));
+                    state.subscribers.len() - 1
+                }
+            }
+        };
         Some(
-            futures_util::stream::poll_fn(move |cx| {
-                let _alive = &keep;
-                rx.poll_recv(cx)
-            })
+            Subscription {
+                hub: hub.clone(),
+                index,
+            }
             .boxed(),
         )
+    }
+}
+
+/// One subscriber's stream of a [`Hub`].
+struct Subscription {
+    hub: Arc<Hub>,
+    index: usize,
+}
+
+impl Stream for Subscription {
+    type Item = Item;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        let hub = &self.hub;
+        let mut source = {
+            let mut state = lock(&hub.state);
+            let ended = state.ended;
+            let Some(me) = state.subscribers[self.index].as_mut() else {
+                return Poll::Ready(None);
+            };
+            if let Some(item) = me.unread.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if ended {
+                return Poll::Ready(None);
+            }
+            me.waker = Some(cx.waker().clone());
+            match state.source.take() {
+                Some(source) => source,
+                // Another subscriber is polling it and hands on what it reads.
+                None => return Poll::Pending,
+            }
+        };
+        // Poll without the lock (the stream may wake us at once), until it has
+        // nothing more: then it holds the waker of all, and a record that comes
+        // later wakes whoever still waits.
+        let waker = Waker::from(hub.wake_all.clone());
+        let mut read = Vec::new();
+        let ended = loop {
+            match source.as_mut().poll_next(&mut Context::from_waker(&waker)) {
+                Poll::Ready(Some(item)) => {
+                    let failed = item.is_err();
+                    read.push(item);
+                    if failed {
+                        break true;
+                    }
+                }
+                Poll::Ready(None) => break true,
+                Poll::Pending => break false,
+            }
+        };
+        let (mine, wakers, ended_source) = {
+            let mut state = lock(&hub.state);
+            for item in &read {
+                state.deliver(item);
+            }
+            // An ended stream is dropped after the lock is released.
+            let ended_source = if ended {
+                state.ended = true;
+                Some(source)
+            } else {
+                state.source = Some(source);
+                None
+            };
+            let me = state.subscribers[self.index]
+                .as_mut()
+                .expect("a subscriber's entry lasts as long as it");
+            let mine = match me.unread.pop_front() {
+                Some(item) => Poll::Ready(Some(item)),
+                None if ended => Poll::Ready(None),
+                None => Poll::Pending,
+            };
+            if mine.is_ready() {
+                me.waker = None;
+            }
+            // Others have something to read (or the end) only if we read.
+            let wakers = if read.is_empty() && !ended {
+                Vec::new()
+            } else {
+                state.take_wakers()
+            };
+            (mine, wakers, ended_source)
+        };
+        drop(ended_source);
+        wakers.into_iter().for_each(Waker::wake);
+        mine
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut state = lock(&self.hub.state);
+        state.subscribers[self.index] = None;
+        while state.subscribers.last().is_some_and(Option::is_none) {
+            state.subscribers.pop();
+        }
     }
 }
 
@@ -364,5 +499,50 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), OPENING_AT_ONCE);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_stops_reading_does_not_hold_up_the_others() {
+        use futures_util::FutureExt;
+        let watches = LeaderWatches::new();
+        let (tx, rx) = mpsc::unbounded_channel::<Item>();
+        let source =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
+            )
+            .boxed();
+        let mut a = watches
+            .watch(&path(), || async { Ok(source) })
+            .await
+            .unwrap();
+        let mut b = watches
+            .watch(&path(), || async { panic!("shared") })
+            .await
+            .unwrap();
+        tx.send(Ok(record(1))).unwrap();
+        let (got_first, first) = tokio::sync::oneshot::channel();
+        let waiter = tokio::spawn(async move {
+            let _ = got_first.send(b.next().await);
+            b.next().await
+        });
+        assert_eq!(first.await.unwrap().unwrap().unwrap(), record(1));
+        // b now waits for the next record; a reads the backend's stream last,
+        // once, and then never again.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            a.next().now_or_never().unwrap().unwrap().unwrap(),
+            record(1)
+        );
+        assert!(a.next().now_or_never().is_none());
+        tx.send(Ok(record(2))).unwrap();
+        let second = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("b to be woken for the next record")
+            .unwrap();
+        assert_eq!(second.unwrap().unwrap(), record(2));
+        drop(a);
     }
 }
