@@ -364,16 +364,22 @@ mod tests {
         Path::parse("election", "e").expect("a valid path")
     }
 
-    #[tokio::test]
-    async fn followers_share_one_source_and_late_ones_start_from_the_latest() {
-        let watches = LeaderWatches::new();
+    /// A backend stream fed by hand.
+    fn source() -> (mpsc::UnboundedSender<Item>, BoxStream<'static, Item>) {
         let (tx, rx) = mpsc::unbounded_channel::<Item>();
-        let source =
+        let stream =
             futures_util::stream::unfold(
                 rx,
                 |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
             )
             .boxed();
+        (tx, stream)
+    }
+
+    #[tokio::test]
+    async fn followers_share_one_source_and_late_ones_start_from_the_latest() {
+        let watches = LeaderWatches::new();
+        let (tx, source) = source();
         let mut first = watches
             .watch(&path(), || async { Ok(source) })
             .await
@@ -433,13 +439,7 @@ mod tests {
     #[tokio::test]
     async fn the_source_is_dropped_with_the_last_follower() {
         let watches = LeaderWatches::new();
-        let (tx, rx) = mpsc::unbounded_channel::<Item>();
-        let source =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
-            )
-            .boxed();
+        let (tx, source) = source();
         let a = watches
             .watch(&path(), || async { Ok(source) })
             .await
@@ -505,13 +505,7 @@ mod tests {
     async fn a_follower_that_stops_reading_does_not_hold_up_the_others() {
         use futures_util::FutureExt;
         let watches = LeaderWatches::new();
-        let (tx, rx) = mpsc::unbounded_channel::<Item>();
-        let source =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
-            )
-            .boxed();
+        let (tx, source) = source();
         let mut a = watches
             .watch(&path(), || async { Ok(source) })
             .await
