@@ -613,7 +613,8 @@ impl Backend for EtcdBackend {
         // removes it (this call on an error, the guard on a drop) removes only
         // this very candidate, never a later one of the same lease.
         guard.term = Some(term);
-        let outcome = self.wait_first(election, &key, term, session).await;
+        // Boxed: only campaigns that get this far hold room for it.
+        let outcome = Box::pin(self.wait_first(election, &key, term, session)).await;
         match &outcome {
             Ok(_) => guard.armed = false,
             Err(Error::SessionExpired { .. }) => guard.armed = false,
