@@ -55,7 +55,7 @@ struct Inner {
 }
 
 /// Candidate creates in flight at once, per client.
-const CREATE_SLOTS: usize = 64;
+const CREATE_SLOTS: usize = 256;
 
 impl Drop for Inner {
     fn drop(&mut self) {
