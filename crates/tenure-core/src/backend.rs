@@ -156,8 +156,8 @@ pub struct Candidate {
 pub struct Versioned {
     /// The bytes.
     pub value: Vec<u8>,
-    /// Changes on every write to the key and is never 0; use it with
-    /// [`Condition::Version`].
+    /// Grows with every write to the key, also across a delete and a
+    /// re-create, and is never 0; use it with [`Condition::Version`].
     pub version: u64,
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{eventually, within, TestCluster};
-use crate::backend::{Condition, DynBackend, KvEvent};
+use crate::backend::{Condition, DynBackend, KvEvent, Versioned};
 use crate::election::{Election, ElectionFactory, ElectionOptions};
 use crate::error::{Error, Result};
 use crate::leader_election::{ElectionMode, LeaderContender, LeaderElectionService};
@@ -659,37 +659,33 @@ pub async fn leader_information_self_heals(cluster: &dyn TestCluster) {
     le.confirm_leadership(sid, "http://10.0.0.1:8081")
         .await
         .unwrap();
-    let record = backends[1]
-        .get(&key)
-        .await
-        .unwrap()
-        .expect("published")
-        .value;
+    let published = backends[1].get(&key).await.unwrap().expect("published");
+    let record = published.value;
 
     let mut events = backends[1].watch(&key).await.unwrap();
-    // Waits until `record` is back at `key`. A watch may end with a retryable
-    // error when it cannot deliver every change (ZooKeeper's events carry no
-    // data, and the leader rewrites at once); as the contract asks, watch
-    // again and read.
+    // Waits until `record` is back at `key`, written after version `after`
+    // (the test's own write). Only a newer write counts: a watch opened on a
+    // lagging etcd member may still deliver changes from before it was
+    // requested, such as the first publication. A watch may also end with a
+    // retryable error when it cannot deliver every change (ZooKeeper's events
+    // carry no data, and the leader rewrites at once); as the contract asks,
+    // watch again and read.
     async fn restored(
         backend: &DynBackend,
         key: &Path,
         events: &mut BoxStream<'static, Result<KvEvent>>,
         record: &[u8],
+        after: u64,
         what: &str,
     ) {
+        let heals = |v: &Versioned| v.value == record && v.version > after;
         loop {
             match within(what, events.next()).await.expect("the watch ended") {
-                Ok(KvEvent::Put { value, .. }) if value.value == record => return,
+                Ok(KvEvent::Put { value, .. }) if heals(&value) => return,
                 Ok(_) => {}
                 Err(e) if e.is_retryable() => {
                     *events = backend.watch(key).await.unwrap();
-                    if backend
-                        .get(key)
-                        .await
-                        .unwrap()
-                        .is_some_and(|v| v.value == record)
-                    {
+                    if backend.get(key).await.unwrap().is_some_and(|v| heals(&v)) {
                         return;
                     }
                 }
@@ -706,10 +702,11 @@ pub async fn leader_information_self_heals(cluster: &dyn TestCluster) {
         &key,
         &mut events,
         &record,
+        published.version,
         "the deleted information to be republished",
     )
     .await;
-    backends[1]
+    let garbage = backends[1]
         .put(&key, b"{\"garbage\":1}", Condition::Any, None)
         .await
         .unwrap();
@@ -718,6 +715,7 @@ pub async fn leader_information_self_heals(cluster: &dyn TestCluster) {
         &key,
         &mut events,
         &record,
+        garbage,
         "the overwritten information to be republished",
     )
     .await;
@@ -955,6 +953,11 @@ pub async fn conditional_writes(cluster: &dyn TestCluster) {
         matches!(err, Error::VersionMismatch { actual: None, .. }),
         "{err}"
     );
+    // Versions only grow, also across a delete and a re-create, so a reader
+    // can tell a rewrite of the same bytes from a write it has already seen.
+    let v3 = b.put(&key, b"2", Condition::Absent, None).await.unwrap();
+    assert!(v1 < v2 && v2 < v3, "versions {v1}, {v2}, {v3} do not grow");
+    assert!(b.delete(&key, Condition::Version(v3), None).await.unwrap());
 
     let limit = b.capabilities().max_value_size;
     let err = b
