@@ -276,7 +276,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     ///
     /// MUST: deliver every change made after the stream is returned, in the order
     /// the backend applied them, with no gaps (if the backend cannot, the stream
-    /// ends with an error and the caller re-lists).
+    /// ends with an error and the caller re-lists). It MAY also deliver changes
+    /// made shortly before it was opened (an etcd watch starts at the revision
+    /// of the member that serves it, which can lag the one that served an
+    /// earlier read); versions only grow, so compare them to skip what was
+    /// already seen.
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>>;
 
     /// Writes `value` at `key` if `condition` holds and, when `fence` is given,
