@@ -150,6 +150,13 @@ pub(crate) fn map_err(e: zookeeper_client::Error) -> Error {
             message: "the ZooKeeper session expired; a new one is being opened".into(),
             source: Some(Box::new(e)),
         },
+        // The client reports a broken connection (an I/O error, or silence
+        // past the connection timeout, as after the process was paused) as a
+        // custom error; without TLS or SASL it has no other.
+        E::Custom(_) => Error::Unavailable {
+            message: format!("ZooKeeper: the connection broke ({e}); the request's outcome is unknown"),
+            source: Some(Box::new(e)),
+        },
         E::ClientClosed => Error::Closed {
             what: "ZooKeeper session",
         },

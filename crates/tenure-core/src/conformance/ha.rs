@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -284,10 +285,20 @@ pub async fn stale_writes(services: &HaServices, stale: &Leadership) -> StaleOut
         &format!("{CLUSTER_ID}/jobs/{JOB_ID}/checkpoints/{:020}", 6),
     )
     .expect("valid");
-    let raw = services
-        .backend()
-        .put(&key, b"stale", Condition::Any, Some(stale.grant()))
-        .await;
+    // A resumed process may find its connection broken: the request never
+    // reached the backend, and the answer is a retryable error. Try again
+    // until the backend itself answers, as a client that retries would.
+    let mut raw = Err(Error::unavailable("not tried"));
+    for _ in 0..50 {
+        raw = services
+            .backend()
+            .put(&key, b"stale", Condition::Any, Some(stale.grant()))
+            .await;
+        match &raw {
+            Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => break,
+        }
+    }
     StaleOutcome {
         counter,
         checkpoint,
