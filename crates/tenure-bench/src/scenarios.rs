@@ -328,6 +328,9 @@ pub(crate) fn rss_kib(pid: u32) -> f64 {
 /// the unit of that count (e.g. `gRPC msg/s`).
 pub(crate) type Traffic = Box<dyn Fn() -> f64 + Send + Sync>;
 
+/// Elections acquired and released before the baseline of [`many`].
+const WARM_UP: usize = 500;
+
 /// `n` elections acquired by one contender process on its one session; its
 /// RSS per election, and the backend's traffic while it holds them.
 pub(crate) async fn many(
@@ -340,6 +343,16 @@ pub(crate) async fn many(
 ) -> Result<(), String> {
     let mut p = subject.start(Lease::Default, "many").await?;
     let tenure = subject.implementation == "tenure";
+    // Warm up: what a process pays once for campaigning (connection buffers,
+    // allocator arenas, request slots) is not a cost per election.
+    p.send(&format!("many {WARM_UP}")).await?;
+    p.expect_line("ACQUIRED", Duration::from_secs(300)).await?;
+    p.send("release").await?;
+    p.expect("RELEASED").await?;
+    if tenure {
+        p.send("trim").await?;
+        p.expect("TRIMMED").await?;
+    }
     let heap_before = if tenure {
         Some(heap(&mut p).await?)
     } else {
@@ -375,9 +388,13 @@ pub(crate) async fn many(
         "KiB",
         vec![per_election],
     );
-    if trimmed.is_some() {
-        rss = rss.note("after malloc_trim: the memory the campaigns freed is returned first");
-    }
+    let warmed = format!("the baseline follows {WARM_UP} elections acquired and released");
+    rss = rss.note(match trimmed {
+        Some(_) => format!(
+            "after malloc_trim (the memory the campaigns freed is returned first); {warmed}"
+        ),
+        None => warmed,
+    });
     if subject.targeted {
         if n >= 10_000 && subject.backend.starts_with("etcd") {
             time = time.below(Stat::Max, 5000.0);
