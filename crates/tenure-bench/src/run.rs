@@ -97,7 +97,10 @@ const FOOTER: &str = "## Where targets are missed, and why
   tens of milliseconds before it watches, is measured waiting like the
   others). On this virtual machine waking idle processes costs about 1-2 ms
   per hop: with 1 ms of quiet, tenure's ZooKeeper median was 1.7 ms and its
-  etcd median 1.5 ms.
+  etcd median 1.5 ms. On three members a handover adds a replication round
+  for the resignation and, on etcd, a quorum-confirmed read of the queue
+  (what keeps a phantom leader out), so those medians land either side of
+  3 ms from run to run (2.5 to 3.5 ms measured on this machine).
 - **RSS per election** (4 KiB): measured after a warm-up of 500 elections
   acquired and released (for the peers too), so what a process pays once is
   not divided among its elections. What tenure itself holds per election is
