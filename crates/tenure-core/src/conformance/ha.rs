@@ -287,15 +287,20 @@ pub async fn stale_writes(services: &HaServices, stale: &Leadership) -> StaleOut
     .expect("valid");
     // A resumed process may find its connection broken: the request never
     // reached the backend, and the answer is a retryable error. Try again
-    // until the backend itself answers, as a client that retries would.
+    // once the backend's session has moved on (reconnected or replaced), so
+    // the backend itself answers, as a client that retries would.
+    let mut session = services.backend().session();
+    session.borrow_and_update();
     let mut raw = Err(Error::unavailable("not tried"));
-    for _ in 0..50 {
+    for _ in 0..20 {
         raw = services
             .backend()
             .put(&key, b"stale", Condition::Any, Some(stale.grant()))
             .await;
         match &raw {
-            Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) if e.is_retryable() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), session.changed()).await;
+            }
             _ => break,
         }
     }
