@@ -456,8 +456,9 @@ async fn create_candidate(
                     Err(e) => return Err(map_err(e)),
                 }
             }
-            Err(zookeeper_client::Error::ConnectionLoss) => {
-                // Requests wait for the reconnection; then look for our node.
+            Err(e) if crate::session::outcome_unknown(&e) => {
+                // The create may have been applied. Requests wait for the
+                // reconnection; then look for our node.
                 if let Ok(children) = client.list_children(&dir).await {
                     if let Some(mine) = children.iter().find(|c| c.starts_with(&protection)) {
                         let path = format!("{dir}/{mine}");

@@ -136,6 +136,17 @@ pub(crate) fn acls_for(config: &ZkConfig) -> Acls<'static> {
     }
 }
 
+/// Whether a request failed because the connection broke, so it may or may
+/// not have been applied. The client reports a broken connection (an I/O
+/// error, or silence past the connection timeout, as after the process was
+/// paused) as a custom error; without TLS or SASL it has no other.
+pub(crate) fn outcome_unknown(e: &zookeeper_client::Error) -> bool {
+    matches!(
+        e,
+        zookeeper_client::Error::ConnectionLoss | zookeeper_client::Error::Custom(_)
+    )
+}
+
 /// Maps a ZooKeeper client error into tenure's: connection trouble is retryable.
 pub(crate) fn map_err(e: zookeeper_client::Error) -> Error {
     use zookeeper_client::Error as E;
@@ -150,9 +161,7 @@ pub(crate) fn map_err(e: zookeeper_client::Error) -> Error {
             message: "the ZooKeeper session expired; a new one is being opened".into(),
             source: Some(Box::new(e)),
         },
-        // The client reports a broken connection (an I/O error, or silence
-        // past the connection timeout, as after the process was paused) as a
-        // custom error; without TLS or SASL it has no other.
+        // A broken connection: see `outcome_unknown`.
         E::Custom(_) => Error::Unavailable {
             message: format!("ZooKeeper: the connection broke ({e}); the request's outcome is unknown"),
             source: Some(Box::new(e)),

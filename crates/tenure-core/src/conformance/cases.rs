@@ -693,10 +693,12 @@ pub async fn leader_information_self_heals(cluster: &dyn TestCluster) {
             }
         }
     }
-    backends[1]
-        .delete(&key, Condition::Any, None)
+    // Conditional, so the republish that follows cannot be one that merely
+    // raced ahead of the delete.
+    assert!(backends[1]
+        .delete(&key, Condition::Version(published.version), None)
         .await
-        .unwrap();
+        .unwrap());
     restored(
         &backends[1],
         &key,

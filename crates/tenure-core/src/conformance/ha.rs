@@ -285,10 +285,11 @@ pub async fn stale_writes(services: &HaServices, stale: &Leadership) -> StaleOut
         &format!("{CLUSTER_ID}/jobs/{JOB_ID}/checkpoints/{:020}", 6),
     )
     .expect("valid");
-    // A resumed process may find its connection broken: the request never
-    // reached the backend, and the answer is a retryable error. Try again
-    // once the backend's session has moved on (reconnected or replaced), so
-    // the backend itself answers, as a client that retries would.
+    // A resumed process may find its connection broken: the answer is a
+    // retryable error and the outcome unknown. Try again once the backend's
+    // session has moved on (reconnected or replaced), so the backend itself
+    // answers, as a client that retries would; the callers' snapshots prove
+    // that no attempt wrote anything.
     let mut session = services.backend().session();
     session.borrow_and_update();
     let mut raw = Err(Error::unavailable("not tried"));
