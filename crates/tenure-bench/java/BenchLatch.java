@@ -5,7 +5,7 @@
 //
 // stdout  READY | GRANT <unix ns> | RESIGNING <unix ns> | COUNT <n>
 //         | ACQUIRED <ms> | RELEASED | LOST <unix ns> | ERROR <message>
-// stdin   campaign | resign | count | many <n> | release ; end of stdin → exit
+// stdin   campaign | resign | count | many <n> [<set>] | release ; end of stdin → exit
 //
 // Every campaign is a new LeaderLatch (a latch cannot be restarted once
 // closed), closed with CloseMode.SILENT on resign: giving leadership up is
@@ -81,7 +81,7 @@ public final class BenchLatch {
                     case "campaign" -> campaign();
                     case "resign" -> resign();
                     case "count" -> print("COUNT " + count(path));
-                    case "many" -> many(Integer.parseInt(words[1]));
+                    case "many" -> many(Integer.parseInt(words[1]), words.length > 2 ? words[2] : "many");
                     case "release" -> release();
                     case "" -> { }
                     default -> print("ERROR unknown command " + line);
@@ -150,10 +150,10 @@ public final class BenchLatch {
     }
 
     /**
-     * n elections on `<path>-many/e<i>` on this one client: all started at
+     * n elections on `<path>-<set>/e<i>` on this one client: all started at
      * once (Curator creates the nodes in the background), then awaited.
      */
-    private static void many(int n) throws Exception {
+    private static void many(int n, String set) throws Exception {
         if (!many.isEmpty()) {
             print("ERROR already holding many");
             return;
@@ -161,8 +161,8 @@ public final class BenchLatch {
         CountDownLatch acquired = new CountDownLatch(n);
         long started = System.nanoTime();
         for (int i = 0; i < n; i++) {
-            LeaderLatch l = new LeaderLatch(client, path + "-many/e" + i,
-                    "bench-" + ProcessHandle.current().pid() + "-many-" + i,
+            LeaderLatch l = new LeaderLatch(client, path + "-" + set + "/e" + i,
+                    "bench-" + ProcessHandle.current().pid() + "-" + set + "-" + i,
                     LeaderLatch.CloseMode.SILENT);
             l.addListener(new LeaderLatchListener() {
                 @Override

@@ -5,7 +5,7 @@ Usage: python3 kazoo_contender.py <connect string> <election path> <session time
 
 stdout  READY | GRANT <unix ns> | RESIGNING <unix ns> | COUNT <n>
         | ACQUIRED <ms> | RELEASED | ERROR <message>
-stdin   campaign | resign | count | many <n> | release ; end of stdin -> exit
+stdin   campaign | resign | count | many <n> [<set>] | release ; end of stdin -> exit
 
 kazoo's idiom is a thread per election blocked in `Election.run(func)`, which
 holds leadership while `func` runs; every campaign here is such a thread, with
@@ -114,13 +114,14 @@ def main():
                     emit("ERROR already holding many")
                     continue
                 n = int(words[1])
+                label = words[2] if len(words) > 2 else "many"
                 # Election.run on a thread each, as kazoo users hold several
                 # elections, all on this one client: the acquisitions run
                 # concurrently, like Curator's latches and tenure's campaigns.
                 acquired = threading.Semaphore(0)
                 started = time.monotonic()
-                many = [Contender(client, "%s-many/e%d" % (path, i),
-                                  "bench-%d-many-%d" % (pid, i), acquired.release)
+                many = [Contender(client, "%s-%s/e%d" % (path, label, i),
+                                  "bench-%d-%s-%d" % (pid, label, i), acquired.release)
                         for i in range(n)]
                 deadline = started + PATIENCE
                 got = 0

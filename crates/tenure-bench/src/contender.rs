@@ -84,9 +84,10 @@ pub(crate) async fn run(url: &str, name: &str) -> Result<(), String> {
                         Err(e) => println!("ERROR {e}"),
                     },
                     "many" => {
-                        let n: usize = argument.parse().map_err(|_| format!("bad count {argument:?}"))?;
+                        let (count, set) = argument.split_once(' ').unwrap_or((argument, "many"));
+                        let n: usize = count.parse().map_err(|_| format!("bad count {count:?}"))?;
                         let elections: Vec<_> = (0..n)
-                            .map(|i| factory.new_election(&format!("many-e{i}")))
+                            .map(|i| factory.new_election(&format!("{set}-e{i}")))
                             .collect::<Result<_, _>>()
                             .map_err(|e| e.to_string())?;
                         let started = Instant::now();

@@ -10,8 +10,11 @@
 //!         DEADLINE <unix ns>    the renew deadline changed (tenure only)
 //!         ACQUIRED <ms>         all of `many <n>` elections are held
 //!         ERROR <message>       something failed; the scenario stops
-//! stdin   campaign | resign | count | many <n> | release
+//! stdin   campaign | resign | count | many <n> [<set>] | release
 //! ```
+//!
+//! `many` campaigns in `n` elections named after `set` (default `many`), so a
+//! warm-up and the measured run do not share elections.
 //!
 //! Times are the host's clock read in the process where the event happened.
 //! Killing and pausing signal the whole group, so a wrapper and the program it

@@ -343,12 +343,20 @@ pub(crate) async fn many(
 ) -> Result<(), String> {
     let mut p = subject.start(Lease::Default, "many").await?;
     let tenure = subject.implementation == "tenure";
-    // Warm up: what a process pays once for campaigning (connection buffers,
-    // allocator arenas, request slots) is not a cost per election.
-    p.send(&format!("many {WARM_UP}")).await?;
+    let heap_start = if tenure {
+        Some(heap(&mut p).await?)
+    } else {
+        None
+    };
+    // Warm up on other elections: what a process pays once for campaigning
+    // (connection buffers, allocator arenas, request slots) is not a cost per
+    // election.
+    p.send(&format!("many {WARM_UP} warm")).await?;
     p.expect_line("ACQUIRED", Duration::from_secs(300)).await?;
     p.send("release").await?;
     p.expect("RELEASED").await?;
+    // Let the released leaderships' monitors finish.
+    tokio::time::sleep(settle).await;
     if tenure {
         p.send("trim").await?;
         p.expect("TRIMMED").await?;
@@ -358,6 +366,19 @@ pub(crate) async fn many(
     } else {
         None
     };
+    if let (Some(start), Some(before)) = (heap_start, heap_before) {
+        let left = (before - start).max(0) as f64 / 1024.0 / WARM_UP as f64;
+        report.add(
+            subject
+                .row(
+                    "many",
+                    &format!("live heap left per election, {WARM_UP} acquired and released"),
+                    "KiB",
+                    vec![left],
+                )
+                .note("what the warm-up leaves in the baseline: buffers and tables kept for reuse, or leaks"),
+        );
+    }
     let before = rss_kib(p.pid());
     p.send(&format!("many {n}")).await?;
     let took: f64 = p
