@@ -101,9 +101,10 @@ const FOOTER: &str = "## Where targets are missed, and why
   for the resignation and, on etcd, a quorum-confirmed read of the queue
   (what keeps a phantom leader out), so those medians land either side of
   3 ms from run to run (2.5 to 3.5 ms measured on this machine).
-- **RSS per election** (4 KiB): measured after a warm-up of 500 elections
-  acquired and released (for the peers too), so what a process pays once is
-  not divided among its elections. What tenure itself holds per election is
+- **RSS per election** (4 KiB): measured after a warm-up of 500 other
+  elections acquired and released (for the peers too), so what a process
+  pays once is not divided among its elections; what the warm-up leaves
+  behind is the \"live heap left\" row. What tenure itself holds per election is
   the \"live heap\" row, counted by the allocator in the contender process.
   RSS adds malloc's per-allocation overhead and the pages left part-used by
   the campaigns' short-lived requests, which are allocated and freed among
