@@ -96,6 +96,10 @@ struct State {
     subscribers: Vec<Option<Subscriber>>,
     /// The backend's stream ended or failed: nobody may join any more.
     ended: bool,
+    /// The backend's stream woke the subscribers while one of them had it
+    /// out: that one wakes them again when it puts the stream back, so the
+    /// wakeup is not lost if it stops reading.
+    woken_while_out: bool,
 }
 
 #[derive(Default)]
@@ -115,7 +119,13 @@ impl Wake for WakeAll {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(hub) = self.hub.upgrade() {
-            let wakers = lock(&hub.state).take_wakers();
+            let wakers = {
+                let mut state = lock(&hub.state);
+                if state.source.is_none() {
+                    state.woken_while_out = true;
+                }
+                state.take_wakers()
+            };
             wakers.into_iter().for_each(Waker::wake);
         }
     }
@@ -213,6 +223,7 @@ impl Hub {
                 latest: None,
                 subscribers: Vec::new(),
                 ended: false,
+                woken_while_out: false,
             }),
             wake_all: Arc::new(WakeAll { hub: hub.clone() }),
         })
@@ -277,7 +288,10 @@ impl Stream for Subscription {
             }
             me.waker = Some(cx.waker().clone());
             match state.source.take() {
-                Some(source) => source,
+                Some(source) => {
+                    state.woken_while_out = false;
+                    source
+                }
                 // Another subscriber is polling it and hands on what it reads.
                 None => return Poll::Pending,
             }
@@ -302,6 +316,10 @@ impl Stream for Subscription {
         };
         let (mine, wakers, ended_source) = {
             let mut state = lock(&hub.state);
+            // Woken while we held the stream out: the subscribers it woke
+            // found no stream to poll. Wake them again now that it is back,
+            // so one polls it even if we stop reading.
+            let woken = std::mem::take(&mut state.woken_while_out);
             for item in &read {
                 state.deliver(item);
             }
@@ -325,7 +343,7 @@ impl Stream for Subscription {
                 me.waker = None;
             }
             // Others have something to read (or the end) only if we read.
-            let wakers = if read.is_empty() && !ended {
+            let wakers = if read.is_empty() && !ended && !woken {
                 Vec::new()
             } else {
                 state.take_wakers()
@@ -538,5 +556,62 @@ mod tests {
             .unwrap();
         assert_eq!(second.unwrap().unwrap(), record(2));
         drop(a);
+    }
+
+    /// Counts its wakeups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wakeup_while_one_follower_polls_reaches_the_others() {
+        type Shared = Arc<Mutex<Option<BoxStream<'static, Item>>>>;
+        // The backend's stream, first polled by a: a record arrives while a
+        // holds it (the stream wakes everyone), and b, woken, looks before a
+        // has put the stream back.
+        let b_slot: Shared = Arc::default();
+        let b_counter = Arc::new(Counter(Default::default()));
+        let (slot, counter) = (b_slot.clone(), b_counter.clone());
+        let mut polls = 0;
+        let source = futures_util::stream::poll_fn(move |cx| {
+            polls += 1;
+            match polls {
+                1 => {}
+                2 => return Poll::Ready(Some(Ok(record(1)))),
+                _ => return Poll::Pending,
+            }
+            cx.waker().wake_by_ref();
+            let b_waker = Waker::from(counter.clone());
+            let b = lock(&slot)
+                .as_mut()
+                .unwrap()
+                .poll_next_unpin(&mut Context::from_waker(&b_waker));
+            assert!(b.is_pending(), "b has nothing to read yet");
+            Poll::Pending
+        })
+        .boxed();
+        let watches = LeaderWatches::new();
+        let mut a = watches
+            .watch(&path(), || async { Ok(source) })
+            .await
+            .unwrap();
+        let b = watches
+            .watch(&path(), || async { panic!("shared") })
+            .await
+            .unwrap();
+        *lock(&b_slot) = Some(b);
+        let noop = Waker::from(Arc::new(Counter(Default::default())));
+        assert!(a
+            .poll_next_unpin(&mut Context::from_waker(&noop))
+            .is_pending());
+        // a stops reading; b must have been woken to poll the stream itself.
+        drop(a);
+        assert_eq!(b_counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut b = lock(&b_slot).take().unwrap();
+        assert_eq!(b.next().await.unwrap().unwrap(), record(1));
     }
 }
