@@ -489,10 +489,13 @@ async fn removal_reason(
     if s.id != grant.session || s.state == SessionState::Lost {
         return LossReason::SessionLost;
     }
-    let check = tokio::time::timeout(
-        Duration::from_millis(500),
-        backend.session_alive(grant.session),
-    );
+    // Telling the two apart may not hold up the step-down past the renew
+    // deadline.
+    let patience = s.renew_deadline.map_or(Duration::from_millis(500), |d| {
+        d.saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500))
+    });
+    let check = tokio::time::timeout(patience, backend.session_alive(grant.session));
     match check.await {
         Ok(Ok(false)) => LossReason::SessionLost,
         _ => LossReason::CandidateRemoved,
