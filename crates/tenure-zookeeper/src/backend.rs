@@ -439,8 +439,29 @@ async fn create_candidate(
         .unwrap_or_default()
         .to_owned();
     let mut backoff = Duration::from_millis(20);
+    // An earlier create's outcome is unknown: it may have made our node.
+    let mut maybe_made = false;
     for _ in 0..WRITE_ATTEMPTS {
         let client = shared.client()?;
+        if maybe_made {
+            // Look for our node before creating another; if we cannot look
+            // yet, wait and look again rather than risk a second node.
+            match client.list_children(&dir).await {
+                Ok(children) => {
+                    if let Some(mine) = children.iter().find(|c| c.starts_with(&protection)) {
+                        let path = format!("{dir}/{mine}");
+                        if let Ok(Some(stat)) = client.check_stat(&path).await {
+                            return Ok((path, stat));
+                        }
+                    }
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
         let options = CreateMode::EphemeralSequential.with_acls(shared.acls());
         match client.create(&prefix, &value, &options).await {
             Ok((stat, sequence)) => return Ok((format!("{prefix}{sequence}"), stat)),
@@ -457,16 +478,8 @@ async fn create_candidate(
                 }
             }
             Err(e) if crate::session::outcome_unknown(&e) => {
-                // The create may have been applied. Requests wait for the
-                // reconnection; then look for our node.
-                if let Ok(children) = client.list_children(&dir).await {
-                    if let Some(mine) = children.iter().find(|c| c.starts_with(&protection)) {
-                        let path = format!("{dir}/{mine}");
-                        if let Ok(Some(stat)) = client.check_stat(&path).await {
-                            return Ok((path, stat));
-                        }
-                    }
-                }
+                // Requests wait for the reconnection; then we look.
+                maybe_made = true;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
