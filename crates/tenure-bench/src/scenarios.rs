@@ -301,7 +301,6 @@ pub(crate) async fn paused_without_session(
     Ok(())
 }
 
-/// The process's resident set size in KiB.
 /// The contender's live heap bytes (see `crate::heap`).
 async fn heap(p: &mut Proc) -> Result<isize, String> {
     p.send("heap").await?;
@@ -312,6 +311,7 @@ async fn heap(p: &mut Proc) -> Result<isize, String> {
         .map_err(|_| "HEAP without a number".to_owned())
 }
 
+/// The process's resident set size in KiB.
 pub(crate) fn rss_kib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

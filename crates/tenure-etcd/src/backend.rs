@@ -887,7 +887,6 @@ impl EtcdBackend {
             .map(|kv| (kv.create_revision(), kv.key().to_vec(), kv.value().to_vec()))
             .collect();
         candidates.sort_unstable_by_key(|c| c.0);
-        candidates.shrink_to_fit();
         let head = |c: &Candidates| {
             c.first().map(|(rev, _, value)| LeaderRecord {
                 term: *rev as u64,

@@ -139,7 +139,8 @@ pub(crate) fn acls_for(config: &ZkConfig) -> Acls<'static> {
 /// Whether a request failed because the connection broke, so it may or may
 /// not have been applied. The client reports a broken connection (an I/O
 /// error, or silence past the connection timeout, as after the process was
-/// paused) as a custom error; without TLS or SASL it has no other.
+/// paused) as a custom error; with TLS, SASL and read-only sessions off, as
+/// here, it has no other.
 pub(crate) fn outcome_unknown(e: &zookeeper_client::Error) -> bool {
     matches!(
         e,
