@@ -887,6 +887,8 @@ impl EtcdBackend {
             .map(|kv| (kv.create_revision(), kv.key().to_vec(), kv.value().to_vec()))
             .collect();
         candidates.sort_unstable_by_key(|c| c.0);
+        // Collecting may reuse the response's larger buffer in place.
+        candidates.shrink_to_fit();
         let head = |c: &Candidates| {
             c.first().map(|(rev, _, value)| LeaderRecord {
                 term: *rev as u64,
