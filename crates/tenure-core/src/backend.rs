@@ -287,6 +287,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// only if that grant is still its election's current leader under a live
     /// session — all checked atomically with the write, at the backend.
     ///
+    /// The grant may come from another client of the same backend (another
+    /// process, e.g. a script handed `TENURE_FENCE`): the fence is checked
+    /// against the backend's state, not the writer's session, and a grant whose
+    /// term, session or candidate key is not its election's current leader's
+    /// never holds.
+    ///
     /// MUST: on a failed condition or fence, change nothing and return
     /// [`Error::Fenced`](crate::Error::Fenced),
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) or

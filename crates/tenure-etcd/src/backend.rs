@@ -380,6 +380,26 @@ impl EtcdBackend {
         }
     }
 
+    /// Refuses a fence whose candidate key is not one of its election's: the
+    /// transaction compares that key alone, so a grant from another process
+    /// (`tenure put --fence`) must not name a key of another election.
+    fn check_fence_key(&self, fence: Option<&Grant>) -> Result<()> {
+        match fence {
+            Some(grant)
+                if !Keys::is_candidate(
+                    &self.inner.keys.election(&grant.election),
+                    grant.key.as_bytes(),
+                ) =>
+            {
+                Err(Error::Fenced {
+                    election: grant.election.to_string(),
+                    term: grant.term,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Explains a failed fenced or conditional transaction.
     async fn explain(
         &self,
@@ -795,6 +815,7 @@ impl Backend for EtcdBackend {
     ) -> Result<u64> {
         self.check_open()?;
         check_value_size(value, MAX_VALUE_SIZE)?;
+        self.check_fence_key(fence)?;
         let etcd_key = self.inner.keys.kv(key);
         let txn = Txn::new()
             .when(self.compares(&etcd_key, condition, fence))
@@ -814,6 +835,7 @@ impl Backend for EtcdBackend {
     ) -> Result<bool> {
         self.check_open()?;
         check_delete_condition(condition)?;
+        self.check_fence_key(fence)?;
         let etcd_key = self.inner.keys.kv(key);
         let txn = Txn::new()
             .when(self.compares(&etcd_key, condition, fence))

@@ -528,14 +528,17 @@ fn head(state: &State, election: &str) -> Option<LeaderRecord> {
         })
 }
 
-fn check_fence(state: &State, fence: Option<&Grant>, own: Option<u64>) -> Result<()> {
+/// Whether `fence` (if any) is its election's current leadership. The grant
+/// may be another process's (`tenure put --fence`): what counts is the state,
+/// read under the directory lock after sessions of dead processes were reaped.
+fn check_fence(state: &State, fence: Option<&Grant>) -> Result<()> {
     let Some(grant) = fence else { return Ok(()) };
     let current = state
         .elections
         .get(grant.election.as_str())
         .and_then(|q| q.first())
         .is_some_and(|e| e.term == grant.term && e.session == grant.session.0);
-    if current && own == Some(grant.session.0) && state.sessions.contains(&grant.session.0) {
+    if current && state.sessions.contains(&grant.session.0) {
         Ok(())
     } else {
         Err(Error::Fenced {
@@ -815,11 +818,10 @@ impl Backend for LocalBackend {
     ) -> Result<u64> {
         self.check_open()?;
         check_value_size(value, MAX_VALUE_SIZE)?;
-        let own = self.current_session();
         let (key, value, fence) = (key.to_string(), value.to_vec(), fence.cloned());
         self.inner
             .submit(move |state, _| {
-                check_fence(state, fence.as_ref(), own)?;
+                check_fence(state, fence.as_ref())?;
                 check_put(&key, condition, state.kv.get(&key).map(|v| v.version))?;
                 let version = state.bump();
                 let stored = Stored { value, version };
@@ -837,11 +839,10 @@ impl Backend for LocalBackend {
         fence: Option<&Grant>,
     ) -> Result<bool> {
         self.check_open()?;
-        let own = self.current_session();
         let (key, fence) = (key.to_string(), fence.cloned());
         self.inner
             .submit(move |state, _| {
-                check_fence(state, fence.as_ref(), own)?;
+                check_fence(state, fence.as_ref())?;
                 check_delete(&key, condition, state.kv.get(&key).map(|v| v.version))?;
                 if state.kv.remove(&key).is_none() {
                     return Ok(false);

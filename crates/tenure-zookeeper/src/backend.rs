@@ -196,9 +196,24 @@ impl ZkBackend {
     ) -> std::result::Result<Option<Stat>, WriteError> {
         let options = CreateMode::Persistent.with_acls(self.shared().acls());
         if let Some(grant) = fence {
-            // A candidate of an earlier session went with it.
-            if session_id(client) != grant.session {
+            if !keys::is_candidate_of(grant) {
                 return Err(WriteError::Fenced);
+            }
+            // The multi below checks only that the node exists. A grant this
+            // session made is known to be that node's; another process's
+            // (`tenure put --fence`) is checked to be that node first: a
+            // node's czxid and owner never change, so if it still exists at
+            // the multi, it is still this very leadership.
+            if session_id(client) != grant.session {
+                match client.check_stat(&grant.key).await {
+                    Ok(Some(stat))
+                        if stat.czxid as u64 == grant.term
+                            && stat.ephemeral_owner as u64 == grant.session.0 => {}
+                    Ok(_) | Err(zookeeper_client::Error::SessionExpired) => {
+                        return Err(WriteError::Fenced)
+                    }
+                    Err(e) => return Err(WriteError::Op(e)),
+                }
             }
         }
         let Some(grant) = fence else {
@@ -248,12 +263,18 @@ impl ZkBackend {
     }
 
     /// Whether `grant`'s candidate node still exists (so its fence holds).
+    ///
+    /// The fence may come from another process (`tenure put --fence`): the
+    /// node's existence is what counts, whichever session asks. A candidate of
+    /// a session the server expired went with it.
     async fn fence_holds(&self, client: &Client, grant: &Grant) -> Result<bool> {
-        if session_id(client) != grant.session {
+        if !keys::is_candidate_of(grant) {
             return Ok(false);
         }
         match client.check_stat(&grant.key).await {
-            Ok(stat) => Ok(stat.is_some()),
+            Ok(stat) => Ok(stat.is_some_and(|stat| {
+                stat.czxid as u64 == grant.term && stat.ephemeral_owner as u64 == grant.session.0
+            })),
             Err(zookeeper_client::Error::SessionExpired) => Ok(false),
             Err(e) => Err(map_err(e)),
         }

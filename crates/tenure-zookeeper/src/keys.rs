@@ -48,6 +48,17 @@ pub(crate) fn is_latch_name(name: &str) -> bool {
     latch_sequence(name).is_some()
 }
 
+/// Whether `grant`'s node is a candidate of its own election: the fence check
+/// looks at that node alone, so a grant from another process (`tenure put
+/// --fence`) must not name a node of another election.
+pub(crate) fn is_candidate_of(grant: &tenure_core::Grant) -> bool {
+    grant
+        .key
+        .strip_prefix(&node(&grant.election))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|name| !name.contains('/') && is_latch_name(name))
+}
+
 /// Refuses a key whose last segment looks like a candidate node.
 pub(crate) fn check_key(key: &Path) -> Result<()> {
     let last = key.as_str().rsplit('/').next().unwrap_or_default();

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{eventually, within, TestCluster};
-use crate::backend::{Condition, DynBackend, KvEvent, Versioned};
+use crate::backend::{Condition, DynBackend, Grant, KvEvent, Versioned};
 use crate::election::{Election, ElectionFactory, ElectionOptions};
 use crate::error::{Error, Result};
 use crate::leader_election::{ElectionMode, LeaderContender, LeaderElectionService};
@@ -249,6 +249,74 @@ pub async fn stale_leader_fenced_write_rejected(cluster: &dyn TestCluster) {
         backends[0].get(&key).await.unwrap().unwrap().value,
         b"from-b"
     );
+}
+
+/// A fence works from another client ("process"), as `tenure put --fence`
+/// uses it: the backend checks the grant against its own state, whoever
+/// writes. It holds while that leadership is current, is refused once it is
+/// not, and a grant altered to name another term or election never holds.
+pub async fn fence_from_another_client(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 3).await;
+    let (leader, writer) = (&backends[0], &backends[2]);
+    let key = path("foreign-fence/state");
+    let old = election(leader, "foreign-fence", "a")
+        .campaign()
+        .await
+        .unwrap();
+    let grant = old.grant().clone();
+    writer
+        .put(&key, b"by-a", Condition::Any, Some(&grant))
+        .await
+        .expect("a current leadership's fence holds for any client");
+
+    let forged = [
+        Grant {
+            term: grant.term + 1,
+            ..grant.clone()
+        },
+        Grant {
+            election: path("foreign-fence-other"),
+            ..grant.clone()
+        },
+    ];
+    // The other election has a leader of its own, so only the check of the
+    // grant's key against its election can refuse the second forgery.
+    let _other = election(leader, "foreign-fence-other", "a")
+        .campaign()
+        .await
+        .unwrap();
+    for fake in &forged {
+        let err = writer
+            .put(&key, b"forged", Condition::Any, Some(fake))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Fenced { .. }), "{fake:?}: {err}");
+    }
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "foreign-fence", "b"), 1, &tx);
+    wait_queued(writer, "foreign-fence", 2).await;
+    cluster.expire_session(leader).await.unwrap();
+    let (_, new) = granted(&mut rx, "the successor").await;
+    let err = writer
+        .put(&key, b"stale", Condition::Any, Some(&grant))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Fenced { term, .. } if term == grant.term),
+        "{err}"
+    );
+    let err = writer
+        .delete(&key, Condition::Any, Some(&grant))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    assert_eq!(writer.get(&key).await.unwrap().unwrap().value, b"by-a");
+    writer
+        .put(&key, b"by-b", Condition::Any, Some(new.grant()))
+        .await
+        .expect("the successor's fence holds for any client");
+    assert_eq!(leader.get(&key).await.unwrap().unwrap().value, b"by-b");
 }
 
 /// A leader that was overtaken while its session lives on — it resigned, or

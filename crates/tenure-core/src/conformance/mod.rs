@@ -91,6 +91,7 @@ macro_rules! conformance_suite {
             terms_increase_across_restart,
             stale_leader_fenced_write_rejected,
             stale_leader_fenced_after_handover,
+            fence_from_another_client,
             deleted_candidate_ends_leadership,
             closing_the_backend_ends_everything,
             session_expiry_revokes_every_leadership,
