@@ -8,12 +8,13 @@ use tenure::{DynBackend, ElectionFactory, ElectionOptions, Path, Result};
 use tokio::io::AsyncReadExt;
 
 use crate::common::{self, signal_name, Signals};
+use crate::fence::Fence;
 use crate::{exit, holder, CampaignArgs, ResignArgs};
 
 /// The long help of `tenure campaign`.
 pub(crate) const CAMPAIGN_HELP: &str = "\
-Blocks until this process leads, prints the term (one line, the number alone)
-and holds leadership until SIGTERM or SIGINT, until standard input closes (when
+Blocks until this process leads, prints the term (one line, the number alone;
+with --fence a second line holds the fence token for `tenure put --fence`) and holds leadership until SIGTERM or SIGINT, until standard input closes (when
 it is a pipe, socket or terminal; /dev/null and files are not watched), or until
 `tenure resign` asks; then resigns and exits 0. If leadership is lost meanwhile,
 it says why on standard error and exits 75.
@@ -64,9 +65,15 @@ pub(crate) async fn campaign(args: CampaignArgs) -> Result<u8> {
             tracing::warn!(error = %e, "cannot publish the holder record");
         }
         let resign_requested = holder::resign_requested(&backend, name, term).await?;
+        let fence = match args.fence {
+            true => Some(Fence::new(&candidate.backend.backend, leadership.grant())?.encode()),
+            false => None,
+        };
         {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{term}").and_then(|()| out.flush());
+            let _ = writeln!(out, "{term}")
+                .and_then(|()| fence.map_or(Ok(()), |fence| writeln!(out, "{fence}")))
+                .and_then(|()| out.flush());
         }
         tokio::select! {
             reason = leadership.lost() => {

@@ -5,8 +5,12 @@ use std::io;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use std::os::fd::AsRawFd;
+
 use tokio::process::Command;
 use tokio::time::Instant;
+
+use crate::watchdog::{self, Leash};
 
 /// A running command and its process group.
 #[derive(Debug)]
@@ -14,36 +18,64 @@ pub(crate) struct Child {
     child: tokio::process::Child,
     pgid: i32,
     status: Option<ExitStatus>,
+    leash: Leash,
 }
 
 impl Child {
     /// Starts `command` (program and arguments) with `env` added to tenure's
-    /// own environment.
-    pub(crate) fn spawn(command: &[String], env: &[(&str, String)]) -> io::Result<Child> {
-        let (program, args) = command
-            .split_first()
+    /// own environment, behind a [watchdog](crate::watchdog) that stops it by
+    /// `deadline` (then by every deadline [`Child::pet`] gives) even if tenure
+    /// itself stalls; `grace` is the time it leaves between SIGTERM and SIGKILL
+    /// when tenure dies.
+    pub(crate) fn spawn(
+        command: &[String],
+        env: &[(&str, String)],
+        grace: Duration,
+        deadline: Option<Instant>,
+    ) -> io::Result<Child> {
+        let program = command
+            .first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
-        let mut cmd = Command::new(program);
-        cmd.args(args)
+        find_program(program)?;
+        let (leash, control) = Leash::new()?;
+        // Written before the watchdog starts: it reads it before the command does.
+        leash.pet(deadline);
+        let control_fd = control.as_raw_fd();
+        let mut cmd = Command::new(own_binary());
+        cmd.args(watchdog::args(control_fd, grace, command))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::inherit())
             .process_group(0);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: runs in the forked child before exec and calls only
-        // async-signal-safe functions (prctl, getppid, _exit).
+        // No parent-death signal for the watchdog: when tenure dies, the
+        // watchdog sees its pipe close and stops the command's whole group.
+        // SAFETY: runs in the forked child before exec and calls only fcntl,
+        // which is async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
-                die_with_parent(parent);
+                // The watchdog alone keeps the read end across exec.
+                libc::fcntl(control_fd, libc::F_SETFD, 0);
                 Ok(())
             });
         }
         let child = cmd.spawn()?;
+        drop(control);
         let pgid = child.id().map_or(0, |pid| pid as i32);
         Ok(Child {
             child,
             pgid,
             status: None,
+            leash,
         })
+    }
+
+    /// Gives the watchdog a new deadline (`None`: none).
+    pub(crate) fn pet(&self, deadline: Option<Instant>) {
+        self.leash.pet(deadline);
+    }
+
+    /// A handle to give the watchdog deadlines while the command is stopped.
+    pub(crate) fn leash(&self) -> Leash {
+        self.leash.clone()
     }
 
     /// The command's process id.
@@ -124,7 +156,7 @@ impl Child {
 /// In the forked child: ask the kernel to SIGKILL this process when tenure dies
 /// (even by SIGKILL), so the command never outlives its supervisor and with it
 /// the leadership (Linux only; elsewhere a no-op).
-fn die_with_parent(parent: libc::pid_t) {
+pub(crate) fn die_with_parent(parent: libc::pid_t) {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl, getppid and _exit are async-signal-safe.
     unsafe {
@@ -136,4 +168,45 @@ fn die_with_parent(parent: libc::pid_t) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = parent;
+}
+
+/// This very binary, to start the watchdog from: `/proc/self/exe` stays right
+/// even if the file was replaced since tenure started.
+fn own_binary() -> std::path::PathBuf {
+    if cfg!(target_os = "linux") {
+        "/proc/self/exe".into()
+    } else {
+        std::env::current_exe().unwrap_or_else(|_| "tenure".into())
+    }
+}
+
+/// Fails as spawning would if `program` cannot be found or executed, so that
+/// such a command is reported at once instead of by the watchdog's exit code.
+fn find_program(program: &str) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let denied = || io::Error::new(io::ErrorKind::PermissionDenied, "permission denied");
+    if program.contains('/') {
+        return match executable(program.as_ref()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(denied()),
+            Err(e) => Err(e),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    let mut found_unexecutable = false;
+    for dir in std::env::split_paths(&path) {
+        match executable(&dir.join(program)) {
+            Ok(true) => return Ok(()),
+            Ok(false) => found_unexecutable = true,
+            Err(_) => {}
+        }
+    }
+    Err(if found_unexecutable {
+        denied()
+    } else {
+        io::Error::new(io::ErrorKind::NotFound, "not found in PATH")
+    })
 }

@@ -12,12 +12,15 @@ mod child;
 mod common;
 mod demo;
 mod exit;
+mod fence;
 mod holder;
+mod kv;
 mod metrics_http;
 mod observe;
 mod run;
 mod status;
 mod time;
+mod watchdog;
 
 /// Leader election and HA services with fencing.
 ///
@@ -61,6 +64,13 @@ enum Command {
     /// process) to resign, and wait until it has.
     #[command(after_long_help = campaign::RESIGN_HELP)]
     Resign(ResignArgs),
+    /// Write a value only while a leadership is current: fenced by the
+    /// TENURE_FENCE token of `tenure run`'s command (or `tenure campaign --fence`).
+    #[command(after_long_help = kv::PUT_HELP)]
+    Put(PutArgs),
+    /// Read a value `tenure put` wrote, with the term that wrote it.
+    #[command(after_long_help = kv::GET_HELP)]
+    Get(GetArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -199,6 +209,50 @@ struct StatusArgs {
 struct CampaignArgs {
     #[command(flatten)]
     candidate: CandidateArgs,
+    /// Also print the leadership's fence token (for `tenure put --fence`) on a
+    /// second line, after the term.
+    #[arg(long)]
+    fence: bool,
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// The fence token of the leadership the write is made under (required):
+    /// the TENURE_FENCE that `tenure run` gives its command.
+    #[arg(
+        long,
+        env = "TENURE_FENCE",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    fence: String,
+    /// Print the key, election, term and version written as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The key, inside the election's namespace: segments of A-Z a-z 0-9 . _ -
+    /// joined by `/`.
+    #[arg(value_name = "KEY")]
+    key: String,
+    /// The value [default: standard input, read to its end].
+    #[arg(value_name = "VALUE")]
+    value: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct GetArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// The election whose namespace holds KEY (required).
+    #[arg(long, env = "TENURE_ELECTION", value_name = "NAME", value_parser = parse_election)]
+    election: String,
+    /// Print one JSON object (key, election, value or value_base64, term, version).
+    #[arg(long)]
+    json: bool,
+    /// The key, as given to `tenure put`.
+    #[arg(value_name = "KEY")]
+    key: String,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +317,11 @@ fn parse_level(value: &str) -> Result<tracing::Level, String> {
 }
 
 fn main() -> ExitCode {
+    // The watchdog of `tenure run` starts before any runtime or thread.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == watchdog::SUBCOMMAND) {
+        watchdog::main(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -303,6 +362,8 @@ fn main() -> ExitCode {
             Command::Status(args) => status::run(args).await,
             Command::Campaign(args) => campaign::campaign(args).await,
             Command::Resign(args) => campaign::resign(args).await,
+            Command::Put(args) => kv::put(args).await,
+            Command::Get(args) => kv::get(args).await,
             Command::Completions { .. } => Ok(0),
             Command::Demo { backend, ttl } => match backend.as_str() {
                 "local:" => demo::local::run(None).await.map(|()| 0),

@@ -20,6 +20,8 @@ use tokio::time::Instant;
 
 use crate::child::Child;
 use crate::common::{self, signal_name, Signals};
+use crate::fence::Fence;
+use crate::watchdog::Leash;
 use crate::{exit, holder, metrics_http, Restart, RunArgs};
 
 /// The long help of `tenure run`.
@@ -30,6 +32,10 @@ The command gets, in its environment:
   TENURE_SESSION_ID  the leader session id (a UUID unique to this grant)
   TENURE_ELECTION    the election name
   TENURE_LEADER_ID   this candidate's id (--id)
+  TENURE_FENCE       the leadership as a token for `tenure put --fence`: writes
+                     made with it are rejected (exit 75) once it is over, even
+                     from a process that was paused through its successor's grant
+  TENURE_BACKEND     the backend URL (--backend), for `tenure put` and `get`
 
 When leadership is lost (session lost or suspended, candidate removed, renew
 deadline near), the command's process group gets SIGTERM at once and SIGKILL
@@ -113,10 +119,21 @@ async fn supervise(
             ("TENURE_SESSION_ID", leadership.session_id().to_string()),
             ("TENURE_ELECTION", name.to_owned()),
             ("TENURE_LEADER_ID", id.to_owned()),
+            (
+                "TENURE_FENCE",
+                Fence::new(&args.candidate.backend.backend, leadership.grant())?.encode(),
+            ),
+            ("TENURE_BACKEND", args.candidate.backend.backend.clone()),
         ];
         // Spawned from this (the runtime's main) thread, which lives as long as
         // tenure: the kernel's parent-death signal follows the spawning thread.
-        let mut child = match Child::spawn(&args.command, &env) {
+        let session = leadership.grant().session;
+        let mut child = match Child::spawn(
+            &args.command,
+            &env,
+            args.grace,
+            watchdog_deadline(backend, session),
+        ) {
             Ok(child) => child,
             Err(e) => {
                 tracing::error!(command = %args.command[0], error = %e, "cannot start the command");
@@ -126,8 +143,12 @@ async fn supervise(
             }
         };
         tracing::info!(pid = child.pid(), term, "command started");
+        let leash = child.leash();
+        let mut pets = std::pin::pin!(pet_while_leading(&leash, backend, session));
+        let mut petting = true;
         let ended = loop {
             tokio::select! {
+                () = &mut pets, if petting => petting = false,
                 status = child.wait() => break Ended::Exited(status),
                 reason = leadership.lost() => break Ended::Lost(reason),
                 () = &mut resign_requested => break Ended::ResignRequested,
@@ -156,6 +177,8 @@ async fn supervise(
             Ended::Lost(reason) => {
                 tracing::warn!(%reason, term, "leadership lost: stopping the command");
                 let kill_at = loss_kill_time(backend, &leadership, reason, args.grace);
+                // Should tenure stall from here on, the watchdog keeps this time.
+                child.pet(Some(kill_at));
                 let status = child
                     .stop(libc::SIGTERM, kill_at, std::future::pending())
                     .await;
@@ -207,12 +230,46 @@ async fn stop_while_leading(
     grace: Duration,
 ) -> std::process::ExitStatus {
     let started = Instant::now();
+    let leash = child.leash();
+    let session = leadership.grant().session;
     let tighten = async {
-        let reason = leadership.lost().await;
+        // Keep the watchdog's deadline moving while we still lead.
+        let pets = pet_while_leading(&leash, backend, session);
+        let reason = tokio::select! {
+            reason = leadership.lost() => reason,
+            () = pets => leadership.lost().await,
+        };
         // A resign of our own comes only after the command stopped.
-        loss_kill_time_from(backend, leadership, reason, started + grace, Instant::now())
+        let at = loss_kill_time_from(backend, leadership, reason, started + grace, Instant::now());
+        leash.pet(Some(at));
+        at
     };
     child.stop(first, started + grace, tighten).await
+}
+
+/// Gives the watchdog every new renew deadline of `session`; returns when the
+/// backend's session channel closes.
+async fn pet_while_leading(leash: &Leash, backend: &DynBackend, session: tenure::SessionId) {
+    let mut status = backend.session();
+    while status.changed().await.is_ok() {
+        leash.pet(watchdog_deadline(backend, session));
+    }
+}
+
+/// The deadline the watchdog holds the command to while `session` leads: its
+/// renew deadline (none without a TTL); now, once the session is gone.
+fn watchdog_deadline(backend: &DynBackend, session: tenure::SessionId) -> Option<Instant> {
+    let status = *backend.session().borrow();
+    let live = status.id == session
+        && matches!(
+            status.state,
+            tenure::SessionState::Connected | tenure::SessionState::Suspended
+        );
+    if live {
+        status.renew_deadline
+    } else {
+        Some(Instant::now())
+    }
 }
 
 /// When the command must be dead after leadership was lost for `reason` now.
