@@ -40,8 +40,15 @@ The command gets, in its environment:
 When leadership is lost (session lost or suspended, candidate removed, renew
 deadline near), the command's process group gets SIGTERM at once and SIGKILL
 after --grace — but never later than the renew deadline, before which no other
-candidate can be granted: the grace is cut short when it would pass it. If
-tenure itself is killed, the kernel kills the command too (Linux).
+candidate can be granted: the grace is cut short when it would pass it.
+
+A watchdog process sits between tenure and the command and leads its process
+group. tenure gives it every new renew deadline over a pipe; should tenure
+itself stall (frozen, swapped out, blocked, a debugger attached) or die, the
+watchdog sends SIGTERM just before the deadline and SIGKILL to the whole group
+at it — at once if tenure dies on a backend without a TTL (local). If the
+watchdog is killed the command dies with it. Not covered: the whole host frozen
+past its session; there only fenced writes (TENURE_FENCE) keep it harmless.
 
 The command runs in its own process group, so signals reach everything it
 started; it cannot read from a terminal. SIGTERM and SIGINT to tenure are passed

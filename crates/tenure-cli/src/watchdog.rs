@@ -156,6 +156,7 @@ pub(crate) fn main(args: &[OsString]) -> ! {
         grace: grace.as_nanos() as u64,
         termed: false,
         kill_at: NO_DEADLINE,
+        cause: None,
     };
     // The first deadline comes before the command starts.
     watchdog.read_first();
@@ -202,6 +203,17 @@ struct Watchdog {
     termed: bool,
     /// When SIGKILL goes out regardless of pets (set once the pipe closed).
     kill_at: u64,
+    /// Why the watchdog is stopping the command, if it is.
+    cause: Option<Cause>,
+}
+
+/// Why the watchdog stops the command.
+#[derive(Clone, Copy, Debug)]
+enum Cause {
+    /// The renew deadline (monotonic ns) came with no newer one.
+    Deadline(u64),
+    /// The supervisor's pipe closed at this time (monotonic ns).
+    SupervisorDied(u64),
 }
 
 impl Watchdog {
@@ -243,6 +255,7 @@ impl Watchdog {
             } else {
                 self.deadline.min(now.saturating_add(self.grace))
             };
+            self.cause = Some(Cause::SupervisorDied(now));
             self.say("tenure died: stopping the command");
             self.term();
             return;
@@ -282,24 +295,42 @@ impl Watchdog {
             let mut status = 0;
             // SAFETY: waitpid on our own child, into an int we own.
             if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                self.report("exited");
                 return status;
             }
             let now = monotonic_now();
             let (term_at, kill_at) = self.due();
             if now >= kill_at {
-                self.say("renew deadline reached with no word from tenure: SIGKILL to the command");
-                // The group includes this process: the supervisor sees SIGKILL.
+                if self.cause.is_none() {
+                    self.cause = Some(Cause::Deadline(self.deadline));
+                }
+                // The command first, reaped so that its end is reported; then
+                // the rest of its group, this process with it (the supervisor
+                // sees SIGKILL).
+                // SAFETY: kill(2) and a blocking waitpid(2) on our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                self.report("was killed (SIGKILL)");
                 signal_group(libc::SIGKILL);
             }
             if now >= term_at && !self.termed {
+                self.cause = Some(Cause::Deadline(self.deadline));
                 self.say("renew deadline near with no word from tenure: SIGTERM to the command");
                 self.term();
             }
             let next = if self.termed { kill_at } else { term_at };
-            let mut wait_ms =
-                (next.saturating_sub(now) / 1_000_000 + 1).min(i32::MAX as u64) as i32;
-            if pidfd < 0 {
-                wait_ms = wait_ms.min(10);
+            let wait = next.saturating_sub(now);
+            let mut timeout = libc::timespec {
+                tv_sec: (wait / 1_000_000_000).min(i32::MAX as u64) as libc::time_t,
+                tv_nsec: (wait % 1_000_000_000) as libc::c_long,
+            };
+            if pidfd < 0 && wait > 10_000_000 {
+                timeout = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 10_000_000,
+                };
             }
             let mut fds = [
                 libc::pollfd {
@@ -313,10 +344,35 @@ impl Watchdog {
                     revents: 0,
                 },
             ];
-            // SAFETY: poll(2) on an array we own; negative fds are ignored.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, wait_ms) };
+            // SAFETY: ppoll(2) on an array and a timespec we own; negative
+            // fds are ignored; no signal mask change.
+            let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &timeout, std::ptr::null()) };
             if ready > 0 && fds[0].revents != 0 {
                 self.read_pets(monotonic_now());
+            }
+        }
+    }
+
+    /// Says how the command ended when the watchdog stopped it: how long
+    /// after (or before) the renew deadline, or after tenure died.
+    fn report(&self, how: &str) {
+        let now = monotonic_now() as i128;
+        match self.cause {
+            None => {}
+            Some(Cause::Deadline(deadline)) => {
+                let late = (now - deadline as i128) as f64 / 1e6;
+                let (ms, side) = if late < 0.0 {
+                    (-late, "before")
+                } else {
+                    (late, "after")
+                };
+                self.say(&format!(
+                    "the command {how} {ms:.1} ms {side} the renew deadline"
+                ));
+            }
+            Some(Cause::SupervisorDied(at)) => {
+                let ms = (now - at as i128) as f64 / 1e6;
+                self.say(&format!("the command {how} {ms:.1} ms after tenure died"));
             }
         }
     }
@@ -368,6 +424,7 @@ mod tests {
             grace: 10_000_000_000,
             termed: false,
             kill_at: NO_DEADLINE,
+            cause: None,
         };
         assert_eq!(dog.due(), (9_750_000_000, 10_000_000_000));
         dog.grace = 100_000_000;

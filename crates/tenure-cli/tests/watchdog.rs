@@ -29,7 +29,11 @@ struct Scene {
 
 fn fresh_name() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("s{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "s{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 impl Scene {
@@ -120,7 +124,10 @@ exec sleep 600"#
     /// No command ever started while another was alive.
     fn assert_no_overlap(&self) {
         let violations = lines(&self.dir.path("violations"));
-        assert!(violations.is_empty(), "two commands acted at once: {violations:?}");
+        assert!(
+            violations.is_empty(),
+            "two commands acted at once: {violations:?}"
+        );
     }
 
     fn fence(&self, id: &str, term: u64) -> String {
@@ -163,13 +170,22 @@ fn frozen_supervisor(on: On) {
     assert!(b_term > a_term);
     assert!(is_dead(a_child), "the frozen leader's command still runs");
     scene.assert_no_overlap();
+    let said = a.stderr();
+    assert!(
+        said.contains("watchdog: the command exited") && said.contains("before the renew deadline"),
+        "the watchdog reports the stop:\n{said}"
+    );
 
     signal(a.pid(), libc::SIGCONT);
     // Resumed, it campaigns again: it has learnt that it lost.
     await_until("the resumed supervisor to campaign again", || {
         (a.stderr().matches("campaigning").count() >= 2).then_some(())
     });
-    assert_eq!(scene.starts(), 2, "the resumed supervisor restarted its command while b led");
+    assert_eq!(
+        scene.starts(),
+        2,
+        "the resumed supervisor restarted its command while b led"
+    );
     assert!(a.is_running());
     signal(b.pid(), libc::SIGTERM);
     b.wait();
@@ -193,7 +209,15 @@ fn frozen_watchdog(on: On) {
         (status[0]["candidates"] == 2).then_some(())
     });
     signal(a_watchdog, libc::SIGSTOP);
-    let out = scene.tenure(&["resign", "--election", "jobs", "--id", "a", "--timeout", "20s"]);
+    let out = scene.tenure(&[
+        "resign",
+        "--election",
+        "jobs",
+        "--id",
+        "a",
+        "--timeout",
+        "20s",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let (id, _, _, _) = scene.start(2);
     assert_eq!(id, "b");
@@ -214,7 +238,9 @@ fn killed_supervisor(on: On) {
     let (id, _, _, _) = scene.start(2);
     assert_eq!(id, "b");
     assert!(is_dead(a_child));
-    await_until("the orphaned watchdog to exit", || is_dead(a_watchdog).then_some(()));
+    await_until("the orphaned watchdog to exit", || {
+        is_dead(a_watchdog).then_some(())
+    });
     scene.assert_no_overlap();
 }
 
@@ -265,8 +291,15 @@ fn frozen_group_is_fenced(on: On) {
     assert_eq!(got["value"], "from-b");
     assert_eq!(got["term"], b_term);
     let out = scene.tenure(&["get", "--election", "jobs", "other"]);
-    assert_eq!(out.status.code(), Some(1), "nothing was written: {}", stderr_of(&out));
-    await_until("the resumed command to be stopped", || is_dead(a_child).then_some(()));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nothing was written: {}",
+        stderr_of(&out)
+    );
+    await_until("the resumed command to be stopped", || {
+        is_dead(a_child).then_some(())
+    });
 }
 
 #[test]
@@ -362,17 +395,34 @@ fn bad_fences_keys_and_values_are_refused_and_write_nothing() {
     let damaged = &good[..good.len() - 5];
     let foreign = other.tenure(&["put", "--fence", &good, "k", "v"]);
     assert_eq!(foreign.status.code(), Some(64));
-    assert!(stderr_of(&foreign).contains("another backend"), "{}", stderr_of(&foreign));
+    assert!(
+        stderr_of(&foreign).contains("another backend"),
+        "{}",
+        stderr_of(&foreign)
+    );
     for (args, code, says) in [
-        (vec!["put", "--fence", "nonsense", "k", "v"], 64, "not a fence token"),
+        (
+            vec!["put", "--fence", "nonsense", "k", "v"],
+            64,
+            "not a fence token",
+        ),
         (vec!["put", "--fence", damaged, "k", "v"], 64, "damaged"),
         (vec!["put", "--fence", &good, "../escape", "v"], 64, "KEY"),
         (vec!["put", "--fence", &good, "a//b", "v"], 64, "KEY"),
         (vec!["put", "--fence", &good, "/abs", "v"], 64, "KEY"),
     ] {
         let out = scene.tenure(&args);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr_of(&out));
-        assert!(stderr_of(&out).contains(says), "{args:?}: {}", stderr_of(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+        assert!(
+            stderr_of(&out).contains(says),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
     }
     // Another election's token: altered to name it, it is no leadership there.
     let forged = forge_election(&good, "other");
@@ -391,7 +441,12 @@ fn bad_fences_keys_and_values_are_refused_and_write_nothing() {
     assert!(stderr_of(&out).contains("VALUE"), "{}", stderr_of(&out));
     for election in ["jobs", "other"] {
         let out = scene.tenure(&["get", "--election", election, "k"]);
-        assert_eq!(out.status.code(), Some(1), "nothing was written: {}", stderr_of(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "nothing was written: {}",
+            stderr_of(&out)
+        );
     }
     // And a good one, from standard input, reads back with its term.
     let value = scene.dir.path("value");
@@ -404,7 +459,11 @@ fn bad_fences_keys_and_values_are_refused_and_write_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let out = scene.tenure(&["get", "--election", "jobs", "k"]);
     assert_eq!(out.stdout, b"from stdin\n");
-    assert!(stderr_of(&out).contains(&format!("term {term}")), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!("term {term}")),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// The token with its election replaced (the test knows the format: a
