@@ -153,23 +153,6 @@ impl Child {
     }
 }
 
-/// In the forked child: ask the kernel to SIGKILL this process when tenure dies
-/// (even by SIGKILL), so the command never outlives its supervisor and with it
-/// the leadership (Linux only; elsewhere a no-op).
-pub(crate) fn die_with_parent(parent: libc::pid_t) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl, getppid and _exit are async-signal-safe.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        // tenure may have died before the prctl took effect.
-        if libc::getppid() != parent {
-            libc::_exit(1);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = parent;
-}
-
 /// This very binary, to start the watchdog from: `/proc/self/exe` stays right
 /// even if the file was replaced since tenure started.
 fn own_binary() -> std::path::PathBuf {

@@ -178,7 +178,7 @@ pub(crate) fn main(args: &[OsString]) -> ! {
                 libc::signal(signal, libc::SIG_DFL);
             }
             libc::close(fd);
-            crate::child::die_with_parent(parent);
+            die_with_parent(parent);
             Ok(())
         });
     }
@@ -376,6 +376,22 @@ impl Watchdog {
             }
         }
     }
+}
+
+/// In the forked child: ask the kernel to SIGKILL this process when the watchdog dies
+/// (even by SIGKILL), so the command never outlives its watchdog (Linux only; elsewhere a no-op).
+fn die_with_parent(parent: libc::pid_t) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl, getppid and _exit are async-signal-safe.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // tenure may have died before the prctl took effect.
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = parent;
 }
 
 /// Sends `signal` to this process's group: the command and all it started.

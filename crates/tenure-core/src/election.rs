@@ -353,36 +353,8 @@ impl Election {
 pub(crate) async fn give_back(backend: &DynBackend, grant: &Grant) {
     if let Err(e) = backend.resign(grant).await {
         if e.is_retryable() {
-            tokio::spawn(release(backend.clone(), grant.clone()));
+            tokio::spawn(crate::leadership::release(backend.clone(), grant.clone()));
         }
-    }
-}
-
-/// Removes the candidate of `grant`, retrying while the backend is unreachable,
-/// until it is gone or its session is (either way the queue moves on). A
-/// candidate left behind would otherwise block the election for as long as the
-/// session lives.
-pub(crate) async fn release(backend: DynBackend, grant: Grant) {
-    let mut status = backend.session();
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match backend.resign(&grant).await {
-            Ok(()) => return,
-            Err(e) if e.is_retryable() => {}
-            Err(_) => return,
-        }
-        {
-            let s = status.borrow_and_update();
-            if s.id != grant.session || matches!(s.state, SessionState::Lost | SessionState::Closed)
-            {
-                return;
-            }
-        }
-        tokio::select! {
-            r = status.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -461,7 +433,10 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     };
     if leadership.end(reason) && !matches!(reason, LossReason::SessionLost | LossReason::Closed) {
         // The candidate may still be in the queue (suspended, deadline passed).
-        tokio::spawn(release(backend, leadership.grant().clone()));
+        tokio::spawn(crate::leadership::release(
+            backend,
+            leadership.grant().clone(),
+        ));
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::leadership::LossReason;
+use crate::loss::LossReason;
 
 /// A boxed error from a backend's own client, kept in the chain as `source`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

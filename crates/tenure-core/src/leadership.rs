@@ -2,48 +2,17 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::backend::{Condition, DynBackend, Grant};
+use crate::backend::{Condition, DynBackend, Grant, SessionState};
 use crate::error::{Error, Result};
 use crate::name::Path;
 
-/// Why a leadership ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum LossReason {
-    /// The holder resigned.
-    Resigned,
-    /// The backend session behind it was lost (expired, or replaced).
-    SessionLost,
-    /// The connection to the backend was suspended and the connection policy is
-    /// to revoke on suspension.
-    SessionSuspended,
-    /// The candidate's own key or node was deleted, by someone else or by the
-    /// server; another candidate may lead now.
-    CandidateRemoved,
-    /// The session could not be renewed before its renew deadline: the server may
-    /// expire it at any moment, so the holder stepped down first.
-    RenewDeadlinePassed,
-    /// The election or service was closed.
-    Closed,
-}
-
-impl fmt::Display for LossReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LossReason::Resigned => "resigned",
-            LossReason::SessionLost => "backend session lost",
-            LossReason::SessionSuspended => "backend connection suspended",
-            LossReason::CandidateRemoved => "own candidate key deleted",
-            LossReason::RenewDeadlinePassed => "renew deadline passed",
-            LossReason::Closed => "closed",
-        })
-    }
-}
+pub use crate::loss::LossReason;
 
 /// Leadership of one election, held from the grant until it ends for any reason.
 ///
@@ -160,7 +129,7 @@ impl Leadership {
         self.end(LossReason::Resigned);
         match self.inner.backend.resign(&self.inner.grant).await {
             Err(e) if e.is_retryable() => {
-                tokio::spawn(crate::election::release(
+                tokio::spawn(release(
                     self.inner.backend.clone(),
                     self.inner.grant.clone(),
                 ));
@@ -226,5 +195,33 @@ impl Leadership {
             .put(key, value, Condition::Any, Some(&self.inner.grant))
             .await;
         self.observe(written)
+    }
+}
+
+/// Removes the candidate of `grant`, retrying while the backend is unreachable,
+/// until it is gone or its session is (either way the queue moves on). A
+/// candidate left behind would otherwise block the election for as long as the
+/// session lives.
+pub(crate) async fn release(backend: DynBackend, grant: Grant) {
+    let mut status = backend.session();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match backend.resign(&grant).await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() => {}
+            Err(_) => return,
+        }
+        {
+            let s = status.borrow_and_update();
+            if s.id != grant.session || matches!(s.state, SessionState::Lost | SessionState::Closed)
+            {
+                return;
+            }
+        }
+        tokio::select! {
+            r = status.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

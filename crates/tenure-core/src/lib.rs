@@ -87,6 +87,7 @@ pub mod ha;
 pub mod leader_election;
 mod leader_info;
 pub mod leadership;
+mod loss;
 pub mod memory;
 pub mod name;
 pub mod observe;

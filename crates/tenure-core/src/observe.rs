@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backend::{DynBackend, SessionState, SessionStatus};
-use crate::leadership::LossReason;
+use crate::loss::LossReason;
 use crate::name::Path;
 
 /// Gauge: 1 while this process leads the election (label `election`), else 0.
