@@ -1,19 +1,9 @@
-//! The `memory:` backend: linearizable, in-process, and able to play several
-//! processes.
-//!
-//! A [`MemoryCluster`] is the "server"; each [`MemoryBackend`] made by
-//! [`MemoryCluster::client`] is one "process" with its own session. Tests (yours
-//! and tenure's) can [`suspend`](MemoryBackend::suspend),
-//! [`partition`](MemoryBackend::partition), [`heal`](MemoryBackend::heal) and
-//! [`expire_session`](MemoryBackend::expire_session) a client to see what their
-//! code does when a real coordination service misbehaves. It is a product
-//! feature, in the spirit of Flink's embedded HA services, not a mock: it keeps
-//! every guarantee of the [`Backend`] contract.
+//! One client of a [`MemoryCluster`]: a simulated process with one session,
+//! and the [`Backend`] implementation.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,299 +11,34 @@ use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::backend::support::{
-    channel_stream, check_delete, check_put, check_value_size, queue, QueueSender,
-};
+use crate::backend::support::{channel_stream, check_delete, check_put, check_value_size, queue};
 use crate::backend::{
     Backend, Candidate, Capabilities, Condition, Grant, KvEvent, LeaderRecord, SessionId,
     SessionState, SessionStatus, Versioned,
 };
 use crate::error::{Error, Result};
 use crate::name::Path;
-use crate::url::BackendUrl;
 
-/// The default session TTL of memory clients: how long a partitioned client's
-/// session survives on the "server".
-pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
-
-type Sender<T> = QueueSender<Result<T>>;
-
-/// An in-process coordination "server" shared by any number of clients.
-#[derive(Clone, Default)]
-pub struct MemoryCluster {
-    shared: Arc<Mutex<Server>>,
-}
-
-impl fmt::Debug for MemoryCluster {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let server = self.lock();
-        f.debug_struct("MemoryCluster")
-            .field("revision", &server.revision)
-            .field("live_sessions", &server.live.len())
-            .field("elections", &server.elections.len())
-            .field("keys", &server.kv.len())
-            .finish()
-    }
-}
-
-#[derive(Default)]
-struct Server {
-    /// Bumped by every change; terms and versions are revisions, so they only grow.
-    revision: u64,
-    /// Session ids handed out so far; sessions are never reused.
-    next_session: u64,
-    /// Client ids handed out so far.
-    next_client: u64,
-    /// Sessions the server considers alive.
-    live: HashSet<u64>,
-    elections: HashMap<Path, ElectionState>,
-    kv: BTreeMap<String, Versioned>,
-    /// Watchers of key prefixes, with the client that opened them.
-    kv_watchers: Vec<(u64, Path, Sender<KvEvent>)>,
-}
-
-#[derive(Default)]
-struct ElectionState {
-    queue: Vec<Entry>,
-    /// Wakes waiting campaigns on any change of the queue; made when the
-    /// first campaign has to wait (most elections never need it).
-    changed: Option<watch::Sender<()>>,
-    /// Watchers of the leader, with the client that opened them.
-    leader_watchers: Vec<(u64, Sender<Option<LeaderRecord>>)>,
-    /// The leader last sent to watchers, so only changes are sent.
-    announced: Option<LeaderRecord>,
-}
-
-struct Entry {
-    term: u64,
-    session: u64,
-    value: Vec<u8>,
-}
-
-impl ElectionState {
-    fn head(&self) -> Option<LeaderRecord> {
-        self.queue.first().map(|e| LeaderRecord {
-            term: e.term,
-            value: e.value.clone(),
-        })
-    }
-
-    /// Wakes campaigns and tells leader watchers, in the order changes happen
-    /// (we hold the server lock, so the order is the linearization order).
-    fn notify(&mut self) {
-        if let Some(changed) = &self.changed {
-            changed.send_replace(());
-        }
-        let head = self.head();
-        if head != self.announced {
-            self.leader_watchers
-                .retain(|(_, tx)| tx.send(Ok(head.clone())).is_ok());
-            self.announced = head;
-        }
-    }
-}
-
-impl Server {
-    fn bump(&mut self) -> u64 {
-        self.revision += 1;
-        self.revision
-    }
-
-    /// Removes every candidate of `session` and forgets the session.
-    fn expire(&mut self, session: u64) {
-        if !self.live.remove(&session) {
-            return;
-        }
-        for election in self.elections.values_mut() {
-            let before = election.queue.len();
-            election.queue.retain(|e| e.session != session);
-            if election.queue.len() != before {
-                election.notify();
-            }
-        }
-        self.elections.retain(|_, e| {
-            !e.queue.is_empty() || e.leader_watchers.iter().any(|(_, tx)| !tx.is_closed())
-        });
-    }
-
-    fn open_session(&mut self) -> u64 {
-        self.next_session += 1;
-        self.live.insert(self.next_session);
-        self.next_session
-    }
-
-    fn remove_candidate(&mut self, election: &Path, term: u64) -> bool {
-        let Some(state) = self.elections.get_mut(election) else {
-            return false;
-        };
-        let before = state.queue.len();
-        state.queue.retain(|e| e.term != term);
-        let removed = state.queue.len() != before;
-        if removed {
-            state.notify();
-        }
-        self.prune(election);
-        removed
-    }
-
-    /// Forgets an election nobody campaigns in or watches, so names used once
-    /// do not accumulate.
-    fn prune(&mut self, election: &Path) {
-        if self.elections.get(election).is_some_and(|e| {
-            e.queue.is_empty() && e.leader_watchers.iter().all(|(_, tx)| tx.is_closed())
-        }) {
-            self.elections.remove(election);
-        }
-    }
-
-    /// Ends the watches a client opened: a cut-off client hears nothing more
-    /// from the server (its streams end with `error`, if given), a closed one
-    /// neither.
-    fn drop_watchers(&mut self, client: u64, error: Option<fn() -> Error>) {
-        fn keep<T>(owner: u64, tx: &Sender<T>, client: u64, error: Option<fn() -> Error>) -> bool {
-            if owner != client {
-                return true;
-            }
-            if let Some(error) = error {
-                let _ = tx.send(Err(error()));
-            }
-            false
-        }
-        self.kv_watchers
-            .retain(|(owner, _, tx)| keep(*owner, tx, client, error));
-        for election in self.elections.values_mut() {
-            election
-                .leader_watchers
-                .retain(|(owner, tx)| keep(*owner, tx, client, error));
-        }
-    }
-
-    fn check_fence(&self, fence: Option<&Grant>) -> Result<()> {
-        let Some(grant) = fence else { return Ok(()) };
-        let current = self
-            .elections
-            .get(&grant.election)
-            .and_then(|e| e.queue.first())
-            .is_some_and(|head| head.term == grant.term && head.session == grant.session.0);
-        if current && self.live.contains(&grant.session.0) {
-            Ok(())
-        } else {
-            Err(Error::Fenced {
-                election: grant.election.to_string(),
-                term: grant.term,
-            })
-        }
-    }
-
-    fn version(&self, key: &Path) -> Option<u64> {
-        self.kv.get(key.as_str()).map(|v| v.version)
-    }
-
-    fn publish(&mut self, event: KvEvent) {
-        self.kv_watchers.retain(|(_, prefix, tx)| {
-            !prefix.contains(event.key()) || tx.send(Ok(event.clone())).is_ok()
-        });
-    }
-}
-
-impl MemoryCluster {
-    /// A new, empty cluster.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The process-wide cluster called `name` (a validated id), created on first
-    /// use: every `memory:NAME` URL of the process reaches the same one.
-    pub fn named(name: &str) -> Result<Self> {
-        static NAMED: OnceLock<Mutex<HashMap<String, MemoryCluster>>> = OnceLock::new();
-        crate::name::validate_id("memory cluster name", name)?;
-        let mut named = NAMED
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        Ok(named.entry(name.to_owned()).or_default().clone())
-    }
-
-    /// A client for a `memory:` URL: `memory:` is a new private cluster,
-    /// `memory:NAME` the process-wide cluster NAME; option `ttl` (e.g. `?ttl=5s`)
-    /// sets the session TTL.
-    pub fn connect(url: &BackendUrl) -> Result<MemoryBackend> {
-        if url.scheme() != "memory" {
-            return Err(Error::invalid(
-                "url",
-                url.scheme(),
-                "is not the memory scheme",
-            ));
-        }
-        url.check_options(&["ttl"])?;
-        if !url.hosts().is_empty() {
-            return Err(Error::invalid(
-                "url",
-                &url.hosts().join(","),
-                "memory URLs have no hosts: use memory: or memory:NAME",
-            ));
-        }
-        let ttl = url.duration_option("ttl")?.unwrap_or(DEFAULT_TTL);
-        let cluster = match url.path() {
-            "" => MemoryCluster::new(),
-            name => MemoryCluster::named(name)?,
-        };
-        Ok(cluster.client_with_ttl(ttl))
-    }
-
-    /// A new client ("process") with its own session and the default TTL.
-    pub fn client(&self) -> MemoryBackend {
-        self.client_with_ttl(DEFAULT_TTL)
-    }
-
-    /// A new client whose session survives a partition for `ttl`.
-    pub fn client_with_ttl(&self, ttl: Duration) -> MemoryBackend {
-        let (id, session) = {
-            let mut server = self.lock();
-            server.next_client += 1;
-            (server.next_client, server.open_session())
-        };
-        let (status, _) = watch::channel(SessionStatus {
-            id: SessionId(session),
-            state: SessionState::Connected,
-            renew_deadline: None,
-        });
-        MemoryBackend {
-            cluster: self.clone(),
-            client: Arc::new(Client {
-                id,
-                status,
-                link: Mutex::new(Link::Connected),
-                ttl,
-            }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Server> {
-        // The lock is never held across an await or a user callback, so a poisoned
-        // lock means a bug in this file; keep serving rather than cascade panics.
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use super::server::{Entry, MemoryCluster, Server};
 
 /// One client of a [`MemoryCluster`]: a simulated process with one session.
 ///
 /// Cloning gives another handle to the same client (same session).
 #[derive(Clone)]
 pub struct MemoryBackend {
-    cluster: MemoryCluster,
-    client: Arc<Client>,
+    pub(super) cluster: MemoryCluster,
+    pub(super) client: Arc<Client>,
 }
 
-struct Client {
-    id: u64,
-    status: watch::Sender<SessionStatus>,
-    link: Mutex<Link>,
-    ttl: Duration,
+pub(super) struct Client {
+    pub(super) id: u64,
+    pub(super) status: watch::Sender<SessionStatus>,
+    pub(super) link: Mutex<Link>,
+    pub(super) ttl: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Link {
+pub(super) enum Link {
     Connected,
     /// Cut off from the server; the server keeps the session.
     Suspended,
@@ -335,11 +60,6 @@ impl fmt::Debug for MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// A client of a new cluster of its own: the quickest way to embed tenure.
-    pub fn new() -> Self {
-        MemoryCluster::new().client()
-    }
-
     /// The cluster this client talks to (to make more clients of it).
     pub fn cluster(&self) -> &MemoryCluster {
         &self.cluster
@@ -474,12 +194,6 @@ impl MemoryBackend {
             state: SessionState::Connected,
             renew_deadline: None,
         });
-    }
-}
-
-impl Default for MemoryBackend {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
