@@ -8,7 +8,7 @@
 //! [`expire_session`](MemoryBackend::expire_session) a client to see what their
 //! code does when a real coordination service misbehaves. It is a product
 //! feature, in the spirit of Flink's embedded HA services, not a mock: it keeps
-//! every guarantee of the [`Backend`] contract.
+//! every guarantee of the [`Backend`](crate::Backend) contract.
 //!
 //! Inside: `server.rs` is the linearizable state every client shares (and the
 //! [`MemoryCluster`] handle to it), `cluster.rs` makes clients, `backend.rs` is
