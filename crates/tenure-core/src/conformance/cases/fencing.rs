@@ -1,0 +1,192 @@
+//! Fencing: a stale leadership's writes are rejected at the backend and change
+//! nothing, whoever makes them.
+
+use tokio::sync::mpsc;
+
+use super::{clients, election, granted, lost, path, spawn_campaign, wait_queued};
+use crate::backend::{Condition, Grant};
+use crate::conformance::{within, TestCluster};
+use crate::error::Error;
+use crate::leadership::LossReason;
+
+/// A leader whose session expired cannot write with its stale leadership: the
+/// fenced write fails with `Fenced` and changes nothing.
+pub async fn stale_leader_fenced_write_rejected(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let key = path("fenced/state");
+    let old = election(&backends[0], "fenced", "a")
+        .campaign()
+        .await
+        .unwrap();
+    old.put(&key, b"from-a").await.expect("the leader writes");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "fenced", "b"), 1, &tx);
+    wait_queued(&backends[0], "fenced", 2).await;
+    cluster.expire_session(&backends[0]).await.unwrap();
+    let (_, new) = granted(&mut rx, "the successor").await;
+    assert!(new.term() > old.term());
+
+    let err = old.put_unchecked(&key, b"stale").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Fenced { term, .. } if term == old.term()),
+        "{err}"
+    );
+    let err = backends[0]
+        .delete(&key, Condition::Any, Some(old.grant()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    let err = backends[0]
+        .put(
+            &path("fenced/other"),
+            b"x",
+            Condition::Absent,
+            Some(old.grant()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    let stored = backends[1].get(&key).await.unwrap().expect("value kept");
+    assert_eq!(stored.value, b"from-a");
+    assert_eq!(backends[1].get(&path("fenced/other")).await.unwrap(), None);
+
+    assert_eq!(
+        lost(&old, "the old leader's lost-signal").await,
+        LossReason::SessionLost
+    );
+    let err = old.put(&key, b"stale").await.unwrap_err();
+    assert!(matches!(err, Error::LeadershipLost { .. }), "{err}");
+    new.put(&key, b"from-b")
+        .await
+        .expect("the new leader writes");
+    assert_eq!(
+        backends[0].get(&key).await.unwrap().unwrap().value,
+        b"from-b"
+    );
+}
+
+/// A fence works from another client ("process"), as `tenure put --fence`
+/// uses it: the backend checks the grant against its own state, whoever
+/// writes. It holds while that leadership is current, is refused once it is
+/// not, and a grant altered to name another term or election never holds.
+pub async fn fence_from_another_client(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 3).await;
+    let (leader, writer) = (&backends[0], &backends[2]);
+    let key = path("foreign-fence/state");
+    let old = election(leader, "foreign-fence", "a")
+        .campaign()
+        .await
+        .unwrap();
+    let grant = old.grant().clone();
+    writer
+        .put(&key, b"by-a", Condition::Any, Some(&grant))
+        .await
+        .expect("a current leadership's fence holds for any client");
+
+    let forged = [
+        Grant {
+            term: grant.term + 1,
+            ..grant.clone()
+        },
+        Grant {
+            election: path("foreign-fence-other"),
+            ..grant.clone()
+        },
+    ];
+    // The other election has a leader of its own, so only the check of the
+    // grant's key against its election can refuse the second forgery.
+    let _other = election(leader, "foreign-fence-other", "a")
+        .campaign()
+        .await
+        .unwrap();
+    for fake in &forged {
+        let err = writer
+            .put(&key, b"forged", Condition::Any, Some(fake))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Fenced { .. }), "{fake:?}: {err}");
+    }
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "foreign-fence", "b"), 1, &tx);
+    wait_queued(writer, "foreign-fence", 2).await;
+    cluster.expire_session(leader).await.unwrap();
+    let (_, new) = granted(&mut rx, "the successor").await;
+    let err = writer
+        .put(&key, b"stale", Condition::Any, Some(&grant))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Fenced { term, .. } if term == grant.term),
+        "{err}"
+    );
+    let err = writer
+        .delete(&key, Condition::Any, Some(&grant))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    assert_eq!(writer.get(&key).await.unwrap().unwrap().value, b"by-a");
+    writer
+        .put(&key, b"by-b", Condition::Any, Some(new.grant()))
+        .await
+        .expect("the successor's fence holds for any client");
+    assert_eq!(leader.get(&key).await.unwrap().unwrap().value, b"by-b");
+}
+
+/// A leader that was overtaken while its session lives on — it resigned, or
+/// its candidate was deleted — cannot write with its old leadership either;
+/// writes racing the handover land before it or not at all.
+pub async fn stale_leader_fenced_after_handover(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let key = path("handover-fence/state");
+    let old = election(&backends[0], "handover-fence", "a")
+        .campaign()
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "handover-fence", "b"), 1, &tx);
+    wait_queued(&backends[0], "handover-fence", 2).await;
+
+    // The old leader keeps writing while it resigns; once one write is fenced,
+    // every later one is too.
+    let writer = {
+        let old = old.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let mut accepted = 0u32;
+            loop {
+                match old
+                    .put_unchecked(&key, format!("a-{accepted}").as_bytes())
+                    .await
+                {
+                    Ok(_) => accepted += 1,
+                    Err(Error::Fenced { .. }) => return accepted,
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    old.resign().await.unwrap();
+    let accepted = within("the old leader's writes to be fenced", writer)
+        .await
+        .unwrap();
+    let (_, new) = granted(&mut rx, "the successor").await;
+    for _ in 0..3 {
+        let err = old.put_unchecked(&key, b"late").await.unwrap_err();
+        assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    }
+    let err = backends[0]
+        .delete(&key, Condition::Any, Some(old.grant()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    let stored = backends[1].get(&key).await.unwrap();
+    match accepted {
+        0 => assert_eq!(stored, None),
+        n => assert_eq!(stored.unwrap().value, format!("a-{}", n - 1).into_bytes()),
+    }
+    new.put(&key, b"b").await.unwrap();
+    assert_eq!(backends[0].get(&key).await.unwrap().unwrap().value, b"b");
+}

@@ -1,0 +1,197 @@
+//! The key-value namespace: compare-and-set, conditional writes, ordered watches.
+
+use std::collections::HashSet;
+
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+
+use super::{clients, path};
+use crate::backend::{Condition, KvEvent};
+use crate::conformance::{within, TestCluster};
+use crate::error::Error;
+
+/// Five workers, twenty increments each, by compare-and-set: exactly 100.
+pub async fn compare_and_set_race(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 5).await;
+    let key = path("cas/counter");
+    let workers = backends.into_iter().map(|b| {
+        let key = key.clone();
+        tokio::spawn(async move {
+            let mut done = 0;
+            while done < 20 {
+                let current = match b.get(&key).await {
+                    Ok(current) => current,
+                    Err(e) if e.is_retryable() => continue,
+                    Err(e) => panic!("unexpected error: {e}"),
+                };
+                let (n, condition) = match &current {
+                    None => (0, Condition::Absent),
+                    Some(v) => (
+                        String::from_utf8(v.value.clone())
+                            .unwrap()
+                            .parse::<u64>()
+                            .unwrap(),
+                        Condition::Version(v.version),
+                    ),
+                };
+                match b
+                    .put(&key, (n + 1).to_string().as_bytes(), condition, None)
+                    .await
+                {
+                    Ok(_) => done += 1,
+                    Err(Error::VersionMismatch { .. } | Error::AlreadyExists { .. }) => {}
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+            }
+        })
+    });
+    for worker in join_all(workers).await {
+        worker.unwrap();
+    }
+    let end = cluster
+        .client()
+        .await
+        .unwrap()
+        .get(&key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(end.value, b"100");
+}
+
+/// Create-if-absent, compare-and-set, versions, limits and prefixes behave as
+/// the contract says.
+pub async fn conditional_writes(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 1).await;
+    let b = &backends[0];
+    let key = path("cond/a");
+    let v1 = b.put(&key, b"1", Condition::Absent, None).await.unwrap();
+    assert!(v1 > 0);
+    let err = b
+        .put(&key, b"2", Condition::Absent, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    let v2 = b
+        .put(&key, b"2", Condition::Version(v1), None)
+        .await
+        .unwrap();
+    assert_ne!(v1, v2);
+    let err = b
+        .put(&key, b"3", Condition::Version(v1), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::VersionMismatch { expected, actual: Some(a), .. } if expected == v1 && a == v2),
+        "{err}"
+    );
+    let err = b
+        .delete(&key, Condition::Version(v1), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::VersionMismatch { .. }), "{err}");
+    assert_eq!(b.get(&key).await.unwrap().unwrap().value, b"2");
+    assert!(b.delete(&key, Condition::Version(v2), None).await.unwrap());
+    assert!(!b.delete(&key, Condition::Any, None).await.unwrap());
+    let err = b
+        .delete(&key, Condition::Version(v2), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let err = b
+        .put(&key, b"x", Condition::Version(v2), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::VersionMismatch { actual: None, .. }),
+        "{err}"
+    );
+    // Versions only grow, also across a delete and a re-create, so a reader
+    // can tell a rewrite of the same bytes from a write it has already seen.
+    let v3 = b.put(&key, b"2", Condition::Absent, None).await.unwrap();
+    assert!(v1 < v2 && v2 < v3, "versions {v1}, {v2}, {v3} do not grow");
+    assert!(b.delete(&key, Condition::Version(v3), None).await.unwrap());
+
+    let limit = b.capabilities().max_value_size;
+    let err = b
+        .put(&key, &vec![0; limit + 1], Condition::Any, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    assert_eq!(
+        b.get(&key).await.unwrap(),
+        None,
+        "an oversized write left data"
+    );
+
+    for k in ["cond/p/x", "cond/p/y/z", "cond/px", "cond/p"] {
+        b.put(&path(k), b"v", Condition::Any, None).await.unwrap();
+    }
+    let listed: Vec<_> = b
+        .list(&path("cond/p"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, ["cond/p", "cond/p/x", "cond/p/y/z"]);
+}
+
+/// A prefix watch delivers every change under the prefix, in order, and nothing
+/// outside it.
+pub async fn watches_deliver_in_order(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let mut events = backends[0].watch(&path("w")).await.unwrap();
+    let mut expected = Vec::new();
+    for i in 0..60 {
+        let key = path(&format!("w/k{}", i % 5));
+        if i % 7 == 6 {
+            backends[1]
+                .delete(&key, Condition::Any, None)
+                .await
+                .unwrap();
+            expected.push(format!("delete {key}"));
+        } else {
+            let value = format!("v{i}");
+            backends[1]
+                .put(&key, value.as_bytes(), Condition::Any, None)
+                .await
+                .unwrap();
+            expected.push(format!("put {key}={value}"));
+        }
+        backends[1]
+            .put(&path("wx/outside"), b"x", Condition::Any, None)
+            .await
+            .unwrap();
+    }
+    // Deleting an absent key is not an event; drop those from the expectation.
+    let mut present = HashSet::new();
+    let expected: Vec<_> = expected
+        .into_iter()
+        .filter(|e| match e.strip_prefix("delete ") {
+            Some(k) => present.remove(k),
+            None => {
+                present.insert(e[4..e.find('=').unwrap()].to_owned());
+                true
+            }
+        })
+        .collect();
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        match within("the next watch event", events.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            KvEvent::Put { key, value } => {
+                seen.push(format!(
+                    "put {key}={}",
+                    String::from_utf8_lossy(&value.value)
+                ));
+            }
+            KvEvent::Delete { key } => seen.push(format!("delete {key}")),
+        }
+    }
+    assert_eq!(&seen[..expected.len()], &expected[..]);
+}
