@@ -25,9 +25,13 @@
 //! key is per lease, as in etcd's recipe.
 
 mod backend;
+mod campaign;
 mod config;
 mod endpoints;
+mod error;
 mod keys;
+mod kv;
+mod leader_watch;
 mod session;
 mod tls;
 mod watch;

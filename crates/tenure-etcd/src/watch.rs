@@ -9,7 +9,7 @@ use tenure_core::backend::support::{queue, QueueReceiver, QueueSender};
 use tenure_core::{Error, Result};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::map_err;
+use crate::error::map_err;
 
 /// A watch's events: a light queue, since a process may hold thousands.
 type Events = QueueSender<Result<Vec<Event>>>;
