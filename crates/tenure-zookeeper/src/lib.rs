@@ -36,8 +36,12 @@
 //! [`ZkBackend::negotiated_session_timeout`].
 
 mod backend;
+mod campaign;
 mod config;
+mod error;
 mod keys;
+mod kv;
+mod leader_watch;
 mod session;
 
 pub use backend::{ZkBackend, MAX_VALUE_SIZE};

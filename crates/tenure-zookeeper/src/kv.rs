@@ -1,0 +1,531 @@
+//! Values: persistent znodes read, listed and watched, and written alone or,
+//! fenced, in one `multi` behind a check that the leader's candidate node
+//! still exists.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use futures_util::stream::BoxStream;
+use tenure_core::backend::support::{
+    channel_stream, check_delete_condition, check_value_size, closed, queue,
+};
+use tenure_core::{Backend, Condition, Error, Grant, KvEvent, Path, Result, Versioned};
+use zookeeper_client::{
+    AddWatchMode, Client, CreateMode, EventType, MultiWriteError, MultiWriteResult,
+    SessionState as ZkState, Stat,
+};
+
+use crate::backend::{ZkBackend, MAX_VALUE_SIZE, WRITE_ATTEMPTS};
+use crate::error::map_err;
+use crate::keys;
+use crate::session::session_id;
+
+/// Why a (possibly fenced) write failed.
+enum WriteError {
+    /// The fence's candidate node is gone: the leadership is over.
+    Fenced,
+    /// The write itself failed (its version check, a missing parent, ...).
+    Op(zookeeper_client::Error),
+}
+
+/// One write, alone or behind the fence check.
+enum Op<'a> {
+    Create(&'a str, &'a [u8]),
+    Set(&'a str, &'a [u8], Option<i32>),
+    Delete(&'a str, Option<i32>),
+}
+
+fn versioned(value: Vec<u8>, stat: &Stat) -> Versioned {
+    Versioned {
+        value,
+        version: stat.mzxid as u64,
+    }
+}
+
+/// Maps an error of a read made for a fenced write: a fence whose session
+/// expired is a failed fence.
+fn read_err(e: zookeeper_client::Error, fence: Option<&Grant>) -> Error {
+    match (e, fence) {
+        (zookeeper_client::Error::SessionExpired, Some(grant)) => fenced(grant),
+        (e, _) => map_err(e),
+    }
+}
+
+fn fenced(grant: &Grant) -> Error {
+    Error::Fenced {
+        election: grant.election.to_string(),
+        term: grant.term,
+    }
+}
+
+impl ZkBackend {
+    /// Runs `op`, behind a check that `fence`'s candidate node still exists
+    /// when a fence is given, all in one `multi`. Returns the written node's
+    /// stat (`None` for a delete).
+    async fn write(
+        &self,
+        client: &Client,
+        fence: Option<&Grant>,
+        op: Op<'_>,
+    ) -> std::result::Result<Option<Stat>, WriteError> {
+        let options = CreateMode::Persistent.with_acls(self.shared().acls());
+        if let Some(grant) = fence {
+            if !keys::is_candidate_of(grant) {
+                return Err(WriteError::Fenced);
+            }
+            // The multi below checks only that the node exists. A grant this
+            // session made is known to be that node's; another process's
+            // (`tenure put --fence`) is checked to be that node first: a
+            // node's czxid and owner never change, so if it still exists at
+            // the multi, it is still this very leadership.
+            if session_id(client) != grant.session {
+                match client.check_stat(&grant.key).await {
+                    Ok(Some(stat))
+                        if stat.czxid as u64 == grant.term
+                            && stat.ephemeral_owner as u64 == grant.session.0 => {}
+                    Ok(_) | Err(zookeeper_client::Error::SessionExpired) => {
+                        return Err(WriteError::Fenced)
+                    }
+                    Err(e) => return Err(WriteError::Op(e)),
+                }
+            }
+        }
+        let Some(grant) = fence else {
+            return match op {
+                Op::Create(path, data) => client
+                    .create(path, data, &options)
+                    .await
+                    .map(|(stat, _)| Some(stat)),
+                Op::Set(path, data, version) => {
+                    client.set_data(path, data, version).await.map(Some)
+                }
+                Op::Delete(path, version) => client.delete(path, version).await.map(|()| None),
+            }
+            .map_err(WriteError::Op);
+        };
+        let mut multi = client.new_multi_writer();
+        // -1: any version. The node's name carries a fresh UUID and a sequence,
+        // so as long as it exists it is this very candidate, on its session.
+        let added = multi
+            .add_check_version(&grant.key, -1)
+            .and_then(|()| match op {
+                Op::Create(path, data) => multi.add_create(path, data, &options),
+                Op::Set(path, data, version) => multi.add_set_data(path, data, version),
+                Op::Delete(path, version) => multi.add_delete(path, version),
+            });
+        added.map_err(WriteError::Op)?;
+        match multi.commit().await {
+            Ok(mut results) => match results.pop() {
+                Some(
+                    MultiWriteResult::Create { stat, .. } | MultiWriteResult::SetData { stat },
+                ) => Ok(Some(stat)),
+                _ => Ok(None),
+            },
+            Err(MultiWriteError::OperationFailed { index: 0, source }) => match source {
+                zookeeper_client::Error::NoNode | zookeeper_client::Error::BadVersion => {
+                    Err(WriteError::Fenced)
+                }
+                other => Err(WriteError::Op(other)),
+            },
+            // The fence's session ended: so did its candidate.
+            Err(MultiWriteError::RequestFailed {
+                source: zookeeper_client::Error::SessionExpired,
+            }) => Err(WriteError::Fenced),
+            Err(MultiWriteError::OperationFailed { source, .. })
+            | Err(MultiWriteError::RequestFailed { source }) => Err(WriteError::Op(source)),
+        }
+    }
+
+    /// Whether `grant`'s candidate node still exists (so its fence holds).
+    ///
+    /// The fence may come from another process (`tenure put --fence`): the
+    /// node's existence is what counts, whichever session asks. A candidate of
+    /// a session the server expired went with it.
+    async fn fence_holds(&self, client: &Client, grant: &Grant) -> Result<bool> {
+        if !keys::is_candidate_of(grant) {
+            return Ok(false);
+        }
+        match client.check_stat(&grant.key).await {
+            Ok(stat) => Ok(stat.is_some_and(|stat| {
+                stat.czxid as u64 == grant.term && stat.ephemeral_owner as u64 == grant.session.0
+            })),
+            Err(zookeeper_client::Error::SessionExpired) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Fails with `Fenced` if a fence is given and no longer holds: the fence
+    /// is checked before any condition.
+    async fn check_fence(&self, client: &Client, fence: Option<&Grant>) -> Result<()> {
+        match fence {
+            Some(grant) if !self.fence_holds(client, grant).await? => Err(fenced(grant)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The version (mzxid) of a node just written; reads it back if the server
+    /// returned no valid stat (a known gap of `multi` in some versions).
+    async fn written(&self, client: &Client, path: &str, stat: Option<Stat>) -> Result<u64> {
+        match stat {
+            Some(stat) if !stat.is_invalid() => Ok(stat.mzxid as u64),
+            _ => match client.check_stat(path).await.map_err(map_err)? {
+                Some(stat) => Ok(stat.mzxid as u64),
+                None => Err(Error::unavailable(
+                    "a written node vanished before its version could be read; retry",
+                )),
+            },
+        }
+    }
+
+    /// Creates the parent directories of `path`.
+    async fn make_parents(&self, client: &Client, path: &str) -> Result<()> {
+        let Some((parent, _)) = path.rsplit_once('/') else {
+            return Ok(());
+        };
+        if parent.is_empty() {
+            return Ok(());
+        }
+        let options = CreateMode::Persistent.with_acls(self.shared().acls());
+        client.mkdir(parent, &options).await.map_err(map_err)
+    }
+
+    /// [`Backend::get`]: the value at `key`.
+    pub(crate) async fn get_value(&self, key: &Path) -> Result<Option<Versioned>> {
+        self.check_open()?;
+        keys::check_key(key)?;
+        let client = self.shared().live_client().await?;
+        let node = keys::node(key);
+        match client.get_data(&node).await {
+            Ok((data, stat)) => {
+                Ok(keys::decode_value(&node, &data)?.map(|value| versioned(value, &stat)))
+            }
+            Err(zookeeper_client::Error::NoNode) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// [`Backend::list`]: the values at and below `prefix`, sorted by key.
+    pub(crate) async fn list_values(&self, prefix: &Path) -> Result<Vec<(String, Versioned)>> {
+        self.check_open()?;
+        let client = self.shared().live_client().await?;
+        let mut listed = Vec::new();
+        let mut level = vec![keys::node(prefix)];
+        while !level.is_empty() {
+            let reads = level.iter().map(|node| {
+                let client = client.clone();
+                async move {
+                    let data = client.get_data(node).await;
+                    let children = match &data {
+                        Ok((_, stat)) if stat.num_children > 0 => {
+                            Some(client.list_children(node).await)
+                        }
+                        _ => None,
+                    };
+                    (node, data, children)
+                }
+            });
+            let mut next = Vec::new();
+            for (node, data, children) in join_all(reads).await {
+                let (data, stat) = match data {
+                    Ok(found) => found,
+                    Err(zookeeper_client::Error::NoNode) => continue,
+                    Err(e) => return Err(map_err(e)),
+                };
+                let key = keys::key_of(node).ok_or_else(|| Error::Corrupted {
+                    key: node.clone(),
+                    reason: "not a valid tenure key (every segment must follow the id rule)".into(),
+                })?;
+                if let Some(value) = keys::decode_value(node, &data)? {
+                    listed.push((key.to_owned(), versioned(value, &stat)));
+                }
+                match children {
+                    Some(Ok(children)) => next.extend(
+                        children
+                            .into_iter()
+                            .filter(|c| !keys::is_latch_name(c))
+                            .map(|c| format!("{node}/{c}")),
+                    ),
+                    Some(Err(zookeeper_client::Error::NoNode)) | None => {}
+                    Some(Err(e)) => return Err(map_err(e)),
+                }
+            }
+            level = next;
+        }
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(listed)
+    }
+
+    /// [`Backend::watch`]: the changes to the values at and below `prefix`.
+    pub(crate) async fn watch_values(
+        &self,
+        prefix: &Path,
+    ) -> Result<BoxStream<'static, Result<KvEvent>>> {
+        self.check_open()?;
+        let client = self.shared().live_client().await?;
+        let root = keys::node(prefix);
+        let mut watcher = client
+            .watch(&root, AddWatchMode::PersistentRecursive)
+            .await
+            .map_err(map_err)?;
+        drop(client);
+        let (tx, rx) = queue();
+        let shared = Arc::downgrade(self.shared());
+        let mut status = self.session();
+        tokio::spawn(async move {
+            // What each key was when last delivered: its data version, or
+            // `None` once it was deleted (or was a directory all along).
+            let mut seen: std::collections::HashMap<String, Option<(i64, i32)>> =
+                Default::default();
+            loop {
+                let event = tokio::select! {
+                    event = watcher.changed() => event,
+                    _ = tx.closed() => return,
+                    _ = closed(&mut status) => return,
+                };
+                if event.event_type == EventType::Session {
+                    if event.session_state == ZkState::SyncConnected {
+                        continue;
+                    }
+                    // Changes made while disconnected are not replayed to
+                    // persistent watches: end, so the caller lists again.
+                    let _ = tx.send(Err(Error::unavailable(
+                        "the ZooKeeper connection of the watch was lost; list and watch again",
+                    )));
+                    return;
+                }
+                let node = event.path.clone();
+                let Some(key) = keys::key_of(&node) else {
+                    continue;
+                };
+                if key.rsplit('/').next().is_some_and(keys::is_latch_name) {
+                    continue;
+                }
+                let key = key.to_owned();
+                let delivered = match event.event_type {
+                    EventType::NodeDeleted => match seen.insert(key.clone(), None) {
+                        Some(None) => None,
+                        _ => Some(Ok(KvEvent::Delete { key })),
+                    },
+                    EventType::NodeCreated | EventType::NodeDataChanged => {
+                        let Some(shared) = shared.upgrade() else {
+                            return;
+                        };
+                        let read = match shared.client() {
+                            Ok(client) => client.get_data(&node).await,
+                            Err(_) => return,
+                        };
+                        drop(shared);
+                        match read {
+                            Err(zookeeper_client::Error::NoNode) => None,
+                            Err(e) => Some(Err(map_err(e))),
+                            Ok((data, stat)) => match keys::decode_value(&node, &data) {
+                                Err(e) => Some(Err(e)),
+                                Ok(None) => match seen.insert(key.clone(), None) {
+                                    // A value turned into a directory: deleted.
+                                    Some(Some(_)) => Some(Ok(KvEvent::Delete { key })),
+                                    // A directory made, or a key of unknown past
+                                    // emptied by a delete.
+                                    _ if event.event_type == EventType::NodeDataChanged => {
+                                        Some(Ok(KvEvent::Delete { key }))
+                                    }
+                                    _ => None,
+                                },
+                                Ok(Some(value)) => {
+                                    let at = (stat.czxid, stat.version);
+                                    let previous = seen.insert(key.clone(), Some(at));
+                                    let expected = match (event.event_type, previous) {
+                                        (EventType::NodeCreated, _) => 0,
+                                        (_, Some(Some((czxid, v)))) if czxid == stat.czxid => v + 1,
+                                        _ => stat.version,
+                                    };
+                                    if stat.version != expected {
+                                        // The read saw a later write than the
+                                        // event: a change would be skipped.
+                                        let _ = tx.send(Err(Error::unavailable(format!(
+                                            "{node} changed faster than the watch could read it (after {:?}, version {} where {expected} was due); list and watch again", event.event_type, stat.version
+                                        ))));
+                                        return;
+                                    }
+                                    Some(Ok(KvEvent::Put {
+                                        key,
+                                        value: versioned(value, &stat),
+                                    }))
+                                }
+                            },
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(message) = delivered {
+                    let failed = message.is_err();
+                    if tx.send(message).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(channel_stream(rx))
+    }
+
+    /// [`Backend::put`]: writes the value at `key` if `condition` and `fence`
+    /// hold.
+    pub(crate) async fn put_value(
+        &self,
+        key: &Path,
+        value: &[u8],
+        condition: Condition,
+        fence: Option<&Grant>,
+    ) -> Result<u64> {
+        self.check_open()?;
+        keys::check_key(key)?;
+        check_value_size(value, MAX_VALUE_SIZE)?;
+        let node = keys::node(key);
+        let data = keys::encode_value(value);
+        let fail = |e: WriteError, grant: Option<&Grant>| match (e, grant) {
+            (WriteError::Fenced, Some(grant)) => fenced(grant),
+            (WriteError::Fenced, None) => Error::unavailable("fence check without a fence"),
+            (WriteError::Op(e), _) => map_err(e),
+        };
+        for _ in 0..WRITE_ATTEMPTS {
+            let client = self.shared().live_client().await?;
+            // The node as it is, for the conditions that need it.
+            let current = match condition {
+                Condition::Any => None,
+                Condition::Absent | Condition::Version(_) => match client.get_data(&node).await {
+                    Ok((data, stat)) => Some((keys::decode_value(&node, &data)?, stat)),
+                    Err(zookeeper_client::Error::NoNode) => None,
+                    Err(e) => return Err(read_err(e, fence)),
+                },
+            };
+            let op = match (condition, &current) {
+                (Condition::Any, _) => Op::Set(&node, &data, None),
+                (Condition::Absent, None) => Op::Create(&node, &data),
+                // A directory holds no value: writing one is a create.
+                (Condition::Absent, Some((None, stat))) => {
+                    Op::Set(&node, &data, Some(stat.version))
+                }
+                (Condition::Absent, Some((Some(_), _))) => {
+                    self.check_fence(&client, fence).await?;
+                    return Err(Error::AlreadyExists {
+                        key: key.to_string(),
+                    });
+                }
+                (Condition::Version(expected), Some((Some(_), stat)))
+                    if stat.mzxid as u64 == expected =>
+                {
+                    Op::Set(&node, &data, Some(stat.version))
+                }
+                (Condition::Version(expected), current) => {
+                    self.check_fence(&client, fence).await?;
+                    let actual = match current {
+                        Some((Some(_), stat)) => Some(stat.mzxid as u64),
+                        _ => None,
+                    };
+                    return Err(Error::VersionMismatch {
+                        key: key.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+            };
+            let creating = matches!(op, Op::Create(..));
+            match self.write(&client, fence, op).await {
+                Ok(stat) => return self.written(&client, &node, stat).await,
+                Err(WriteError::Op(zookeeper_client::Error::NoNode)) => {
+                    if creating {
+                        self.make_parents(&client, &node).await?;
+                    } else if condition == Condition::Any {
+                        // Not there yet: create it (the next round sets it if
+                        // someone else creates it first).
+                        match self.write(&client, fence, Op::Create(&node, &data)).await {
+                            Ok(stat) => return self.written(&client, &node, stat).await,
+                            Err(WriteError::Op(zookeeper_client::Error::NoNode)) => {
+                                self.make_parents(&client, &node).await?;
+                            }
+                            Err(WriteError::Op(zookeeper_client::Error::NodeExists)) => {}
+                            Err(e) => return Err(fail(e, fence)),
+                        }
+                    }
+                }
+                // Someone got in between our read and the write: look again.
+                Err(WriteError::Op(
+                    zookeeper_client::Error::NodeExists | zookeeper_client::Error::BadVersion,
+                )) => {}
+                Err(e) => return Err(fail(e, fence)),
+            }
+        }
+        Err(Error::unavailable(format!(
+            "{key} kept changing under the write; retry"
+        )))
+    }
+
+    /// [`Backend::delete`]: deletes the value at `key` if `condition` and
+    /// `fence` hold.
+    pub(crate) async fn delete_value(
+        &self,
+        key: &Path,
+        condition: Condition,
+        fence: Option<&Grant>,
+    ) -> Result<bool> {
+        self.check_open()?;
+        keys::check_key(key)?;
+        check_delete_condition(condition)?;
+        let node = keys::node(key);
+        for _ in 0..WRITE_ATTEMPTS {
+            let client = self.shared().live_client().await?;
+            let current = match client.get_data(&node).await {
+                Ok((data, stat)) => Some((keys::decode_value(&node, &data)?, stat)),
+                Err(zookeeper_client::Error::NoNode) => None,
+                Err(e) => return Err(read_err(e, fence)),
+            };
+            let stat = match (&current, condition) {
+                (Some((Some(_), stat)), Condition::Version(expected))
+                    if stat.mzxid as u64 != expected =>
+                {
+                    self.check_fence(&client, fence).await?;
+                    return Err(Error::VersionMismatch {
+                        key: key.to_string(),
+                        expected,
+                        actual: Some(stat.mzxid as u64),
+                    });
+                }
+                (Some((Some(_), stat)), _) => stat,
+                (_, Condition::Version(_)) => {
+                    self.check_fence(&client, fence).await?;
+                    return Err(Error::NotFound {
+                        key: key.to_string(),
+                    });
+                }
+                _ => {
+                    self.check_fence(&client, fence).await?;
+                    return Ok(false);
+                }
+            };
+            // A node with children stays, as a directory without a value.
+            let op = if stat.num_children > 0 {
+                Op::Set(&node, &[], Some(stat.version))
+            } else {
+                Op::Delete(&node, Some(stat.version))
+            };
+            match self.write(&client, fence, op).await {
+                Ok(_) => return Ok(true),
+                Err(WriteError::Fenced) => {
+                    return Err(match fence {
+                        Some(grant) => fenced(grant),
+                        None => Error::unavailable("fence check without a fence"),
+                    })
+                }
+                // Changed in between (written, given children, removed): again.
+                Err(WriteError::Op(
+                    zookeeper_client::Error::BadVersion
+                    | zookeeper_client::Error::NotEmpty
+                    | zookeeper_client::Error::NoNode,
+                )) => {}
+                Err(WriteError::Op(e)) => return Err(map_err(e)),
+            }
+        }
+        Err(Error::unavailable(format!(
+            "{key} kept changing under the delete; retry"
+        )))
+    }
+}
