@@ -43,41 +43,12 @@
 //! ```
 
 mod backend;
+mod campaign;
 mod dir;
+mod kv;
+mod leader_watch;
+mod poll;
 mod state;
+mod writer;
 
 pub use backend::{LocalBackend, DEFAULT_POLL_INTERVAL, MAX_VALUE_SIZE};
-
-use tenure_core::{BackendUrl, Error, Result};
-
-impl LocalBackend {
-    /// Opens the backend of a `local:///absolute/path[?poll=5ms]` URL.
-    pub async fn connect(url: &BackendUrl) -> Result<Self> {
-        if url.scheme() != "local" {
-            return Err(Error::invalid(
-                "url",
-                url.scheme(),
-                "is not the local scheme",
-            ));
-        }
-        url.check_options(&["poll"])?;
-        if !url.hosts().is_empty() {
-            return Err(Error::invalid(
-                "url",
-                &url.hosts().join(","),
-                "local URLs have no host: write local:///absolute/path (three slashes)",
-            ));
-        }
-        if !url.path().starts_with('/') {
-            return Err(Error::invalid(
-                "url",
-                url.path(),
-                "local URLs need an absolute path: local:///absolute/path",
-            ));
-        }
-        let poll = url
-            .duration_option("poll")?
-            .unwrap_or(DEFAULT_POLL_INTERVAL);
-        Self::open_with(url.path(), poll).await
-    }
-}
