@@ -226,6 +226,16 @@ impl Error {
         }
     }
 
+    /// An [`Error::Fenced`]: the leadership of `election` with `term` is no
+    /// longer current, so the write it fenced changed nothing. Every backend
+    /// reports a failed fence with this.
+    pub fn fenced(election: impl fmt::Display, term: u64) -> Self {
+        Error::Fenced {
+            election: election.to_string(),
+            term,
+        }
+    }
+
     /// An [`Error::Unavailable`] without a source.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Error::Unavailable {

@@ -109,4 +109,4 @@ pub use leadership::{Leadership, LossReason};
 pub use memory::{MemoryBackend, MemoryCluster};
 pub use name::{Id, Path};
 pub use retrieval::{follow_election, LeaderRetrieval, LeaderRetrievalListener, RetrievalHandle};
-pub use url::BackendUrl;
+pub use url::{BackendUrl, Secret};

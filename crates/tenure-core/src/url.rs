@@ -275,4 +275,77 @@ mod tests {
         let url = BackendUrl::parse("zk://h:2181/c?digest_password=hunter2").unwrap();
         assert!(!format!("{url:?}").contains("hunter2"));
     }
+
+    #[test]
+    fn host_port_accepts_names_and_addresses_and_names_the_field() {
+        for ok in [
+            "h:1",
+            "etcd-1.example:2379",
+            "10.0.0.1:65535",
+            "[::1]:2181",
+            "my_host:9",
+        ] {
+            check_host_port("server", ok, "must be host:port").unwrap();
+        }
+        for bad in [
+            "", "h", ":1", "h:", "h:0", "h:65536", "h:x", "h/p:1", "a b:1",
+        ] {
+            let err = check_host_port("server", bad, "must be host:port").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidInput {
+                        field: "server",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}
+
+/// Checks that `value` is `host:port`: a host name, an IPv4 address or a
+/// bracketed IPv6 address, and a port from 1 to 65535. `field` and `rule` name
+/// the input and what it must be in the error.
+pub fn check_host_port(field: &'static str, value: &str, rule: &str) -> Result<()> {
+    let bad = || Error::invalid(field, value, rule);
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+        });
+    if !host_ok || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// A password or token, kept out of `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }

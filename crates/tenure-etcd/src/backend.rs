@@ -77,7 +77,7 @@ impl EtcdBackend {
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_keep_alive_while_idle(true);
         if let Some((user, password)) = &config.user {
-            options = options.with_user(user.clone(), password.0.clone());
+            options = options.with_user(user.clone(), password.expose());
         }
         // Full URLs: the client balances over them and removes dead ones by the
         // very same URL (see endpoints.rs).
@@ -97,7 +97,7 @@ impl EtcdBackend {
             })
             .collect();
         if let Some(tls) = &config.tls {
-            options = options.with_tls(crate::tls::options(tls)?);
+            options = crate::tls::apply(options, tls)?;
         }
         // Connecting is lazy; one read proves an endpoint answers (and that the
         // credentials work). Both within the connect timeout.

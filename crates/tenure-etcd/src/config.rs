@@ -1,11 +1,11 @@
 //! How to reach etcd: endpoints, prefix, TTL, TLS and credentials, from a URL or
 //! a builder.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tenure_core::{BackendUrl, Error, Path, Result};
+use tenure_core::url::check_host_port;
+use tenure_core::{BackendUrl, Error, Path, Result, Secret};
 
 /// The default lease TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
@@ -15,16 +15,6 @@ pub const MIN_TTL: Duration = Duration::from_secs(2);
 
 /// The longest lease TTL accepted.
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
-
-/// A password, kept out of `Debug` output and logs.
-#[derive(Clone)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// TLS settings: the CA to verify servers with, and optionally a client
 /// certificate and key (files in PEM).
@@ -52,13 +42,7 @@ fn check_endpoint(endpoint: &str) -> Result<()> {
         .strip_prefix("http://")
         .or_else(|| endpoint.strip_prefix("https://"))
         .unwrap_or(endpoint);
-    let (host, port) = bare
-        .rsplit_once(':')
-        .ok_or_else(|| Error::invalid("endpoint", endpoint, rule))?;
-    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) || bare.contains('/') {
-        return Err(Error::invalid("endpoint", endpoint, rule));
-    }
-    Ok(())
+    check_host_port("endpoint", bare, rule).map_err(|_| Error::invalid("endpoint", endpoint, rule))
 }
 
 impl EtcdConfig {
@@ -161,7 +145,7 @@ impl EtcdConfig {
 
     /// Authenticates as `user` (etcd's username/password auth).
     pub fn with_user(mut self, user: &str, password: &str) -> Self {
-        self.user = Some((user.to_owned(), Secret(password.to_owned())));
+        self.user = Some((user.to_owned(), Secret::new(password)));
         self
     }
 

@@ -197,10 +197,7 @@ impl EtcdBackend {
                     grant.key.as_bytes(),
                 ) =>
             {
-                Err(Error::Fenced {
-                    election: grant.election.to_string(),
-                    term: grant.term,
-                })
+                Err(Error::fenced(&grant.election, grant.term))
             }
             _ => Ok(()),
         }
@@ -219,12 +216,7 @@ impl EtcdBackend {
                 Ok(r)
                     if r.kvs().first().map(|kv| kv.create_revision() as u64)
                         == Some(grant.term) => {}
-                Ok(_) => {
-                    return Error::Fenced {
-                        election: grant.election.to_string(),
-                        term: grant.term,
-                    }
-                }
+                Ok(_) => return Error::fenced(&grant.election, grant.term),
                 Err(e) => return map_err(e),
             }
         }

@@ -1,5 +1,6 @@
 //! TLS options for the etcd client, from PEM files.
 
+use etcd_client::ConnectOptions;
 use tenure_core::{Error, Result};
 
 use crate::config::Tls;
@@ -14,8 +15,9 @@ fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>> {
     })
 }
 
+/// Adds the TLS settings to the client's connect options.
 #[cfg(feature = "tls")]
-pub(crate) fn options(tls: &Tls) -> Result<etcd_client::TlsOptions> {
+pub(crate) fn apply(connect: ConnectOptions, tls: &Tls) -> Result<ConnectOptions> {
     use etcd_client::{Certificate, Identity, TlsOptions};
     let mut options = TlsOptions::new();
     if let Some(ca) = &tls.ca {
@@ -27,11 +29,12 @@ pub(crate) fn options(tls: &Tls) -> Result<etcd_client::TlsOptions> {
             read("tls_key", key)?,
         ));
     }
-    Ok(options)
+    Ok(connect.with_tls(options))
 }
 
+/// Refuses TLS settings: this build has no TLS stack (the `tls` feature).
 #[cfg(not(feature = "tls"))]
-pub(crate) fn options(_: &Tls) -> Result<etcd_client::TlsOptions> {
+pub(crate) fn apply(_: ConnectOptions, _: &Tls) -> Result<ConnectOptions> {
     Err(Error::Unsupported {
         backend: "etcd",
         what: "TLS in a build without the `tls` feature",

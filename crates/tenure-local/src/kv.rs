@@ -23,10 +23,7 @@ fn check_fence(state: &State, fence: Option<&Grant>) -> Result<()> {
     if current && state.sessions.contains(&grant.session.0) {
         Ok(())
     } else {
-        Err(Error::Fenced {
-            election: grant.election.to_string(),
-            term: grant.term,
-        })
+        Err(Error::fenced(&grant.election, grant.term))
     }
 }
 

@@ -1,10 +1,10 @@
 //! How to reach ZooKeeper: servers, chroot, session timeout and digest
 //! credentials, from a URL or a builder.
 
-use std::fmt;
 use std::time::Duration;
 
-use tenure_core::{BackendUrl, Error, Path, Result};
+use tenure_core::url::check_host_port;
+use tenure_core::{BackendUrl, Error, Path, Result, Secret};
 
 /// The session timeout asked of the server unless configured.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,16 +19,6 @@ pub const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The chroot used unless configured.
 pub const DEFAULT_CHROOT: &str = "tenure";
 
-/// A password, kept out of `Debug` output and logs.
-#[derive(Clone)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// Everything needed to connect; made by [`ZkConfig::from_url`] or the
 /// `with_*` setters. `Debug` never shows the password.
 #[derive(Clone, Debug)]
@@ -41,18 +31,7 @@ pub struct ZkConfig {
 }
 
 fn check_server(server: &str) -> Result<()> {
-    let rule = "must be host:port";
-    let (host, port) = server
-        .rsplit_once(':')
-        .ok_or_else(|| Error::invalid("server", server, rule))?;
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
-    if !host_ok || port.parse::<u16>().map_or(true, |p| p == 0) {
-        return Err(Error::invalid("server", server, rule));
-    }
-    Ok(())
+    check_host_port("server", server, "must be host:port")
 }
 
 impl ZkConfig {
@@ -152,7 +131,7 @@ impl ZkConfig {
                 "must be non-empty and must not contain ':'",
             ));
         }
-        self.digest = Some((user.to_owned(), Secret(password.to_owned())));
+        self.digest = Some((user.to_owned(), Secret::new(password)));
         Ok(self)
     }
 

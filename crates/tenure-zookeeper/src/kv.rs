@@ -52,10 +52,7 @@ fn read_err(e: zookeeper_client::Error, fence: Option<&Grant>) -> Error {
 }
 
 fn fenced(grant: &Grant) -> Error {
-    Error::Fenced {
-        election: grant.election.to_string(),
-        term: grant.term,
-    }
+    Error::fenced(&grant.election, grant.term)
 }
 
 impl ZkBackend {

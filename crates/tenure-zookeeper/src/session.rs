@@ -144,7 +144,8 @@ pub(crate) async fn open(config: &ZkConfig) -> Result<Client> {
         .with_session_timeout(config.session_timeout)
         .with_fail_eagerly();
     if let Some((user, password)) = &config.digest {
-        connector = connector.with_auth("digest", format!("{user}:{}", password.0).as_bytes());
+        connector =
+            connector.with_auth("digest", format!("{user}:{}", password.expose()).as_bytes());
     }
     let servers = config.connect_string();
     let client = tokio::time::timeout(config.connect_timeout, connector.connect(&servers))

@@ -183,10 +183,7 @@ impl Server {
         if current && self.live.contains(&grant.session.0) {
             Ok(())
         } else {
-            Err(Error::Fenced {
-                election: grant.election.to_string(),
-                term: grant.term,
-            })
+            Err(Error::fenced(&grant.election, grant.term))
         }
     }
 
