@@ -133,7 +133,9 @@ mod record;
 mod results;
 mod running;
 mod services;
+mod standalone;
 mod status;
+mod teardown;
 
 pub use blob::{BlobFile, BlobPointer, BlobStore};
 pub use checkpoints::{CompletedCheckpoint, CompletedCheckpointStore};
@@ -144,9 +146,10 @@ pub use plans::{ExecutionPlan, ExecutionPlanListener, ExecutionPlanStore, PlanLi
 pub use results::{JobResultEntry, JobResultState, JobResultStore};
 pub use running::{JobSchedulingStatus, RunningJobsRegistry};
 pub use services::{
-    fence_of, HaServices, HaServicesBuilder, StandaloneHaServices, DEFAULT_BLOB_THRESHOLD,
-    DEFAULT_ORPHAN_GRACE, DEFAULT_RETAINED_CHECKPOINTS,
+    fence_of, HaServices, HaServicesBuilder, DEFAULT_BLOB_THRESHOLD, DEFAULT_ORPHAN_GRACE,
+    DEFAULT_RETAINED_CHECKPOINTS,
 };
+pub use standalone::StandaloneHaServices;
 pub use status::JobStatus;
 
 /// The component id of the resource manager.
