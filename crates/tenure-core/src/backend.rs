@@ -4,6 +4,28 @@
 //! retrieval and the HA stores are written once, on top of it. Every method says
 //! what an implementation MUST guarantee; the conformance suite
 //! (feature `conformance`) checks those guarantees on every backend.
+//!
+//! # Writing a backend
+//!
+//! Every backend crate is laid out alike, so moving from one to another feels
+//! like the same building (the etcd, ZooKeeper and local crates follow it; the
+//! memory backend is the same split inside `tenure_core::memory`):
+//!
+//! | file | holds |
+//! |---|---|
+//! | `lib.rs` | the crate's guide (docs, a runnable example) and re-exports |
+//! | `config.rs` | the configuration: a builder with `with_*` setters and the URL form (`scheme://host:port,…/namespace?option=…`); host lists through [`check_host_port`](crate::url::check_host_port), passwords in [`Secret`](crate::Secret) |
+//! | `backend.rs` | the backend type, connecting, closing, and `impl Backend`, whose methods only delegate to the files below |
+//! | `session.rs` | the process-wide session: keep-alive, renew deadline, state changes |
+//! | `campaign.rs` | the candidate queue: join, wait to be first, confirm before granting (no phantom leader), withdraw, resign, leader, candidates |
+//! | `kv.rs` | fenced writes (the fence checked atomically with the write, at the server; failures via [`Error::fenced`](crate::Error::fenced)), reads, list, watch |
+//! | `leader_watch.rs` | the leader stream, usually through [`support::LeaderWatches`] |
+//! | `error.rs` | mapping the client's errors into [`Error`](crate::Error), retryable ones to `Unavailable` |
+//!
+//! Helpers every backend needs (value-size and condition checks, queues for
+//! streams) are in [`support`]. A backend's tests run the whole conformance
+//! suite with one line, `tenure_core::conformance_suite!(new_cluster)`, against
+//! real servers started by `tenure-testkit`.
 
 use std::fmt;
 use std::sync::Arc;
