@@ -14,6 +14,9 @@ use crate::name::Path;
 
 pub use crate::loss::LossReason;
 
+/// The `store` label of writes made through a [`Leadership`] itself.
+const STORE: &str = "leadership";
+
 /// Leadership of one election, held from the grant until it ends for any reason.
 ///
 /// Like Trillian's mastership context: act only while [`is_held`](Self::is_held),
@@ -148,30 +151,54 @@ impl Leadership {
 
     /// [`put`](Self::put) with a version condition as well.
     pub async fn put_if(&self, key: &Path, value: &[u8], condition: Condition) -> Result<u64> {
+        self.fenced_put(STORE, key, value, condition).await
+    }
+
+    /// Deletes `key`, only if this leadership is still current.
+    pub async fn delete(&self, key: &Path) -> Result<bool> {
+        self.fenced_delete(STORE, key, Condition::Any).await
+    }
+
+    /// The one path of every write made as leader — a leadership's own and
+    /// every HA store's: fail fast if this process knows leadership ended,
+    /// then the backend's atomic fenced write, and a rejection counted under
+    /// `store`.
+    pub(crate) async fn fenced_put(
+        &self,
+        store: &'static str,
+        key: &Path,
+        value: &[u8],
+        condition: Condition,
+    ) -> Result<u64> {
         self.check_held()?;
         let written = self
             .inner
             .backend
             .put(key, value, condition, Some(&self.inner.grant))
             .await;
-        self.observe(written)
+        self.observe(store, written)
     }
 
-    /// Deletes `key`, only if this leadership is still current.
-    pub async fn delete(&self, key: &Path) -> Result<bool> {
+    /// Deletes `key` on the same path as [`fenced_put`](Self::fenced_put).
+    pub(crate) async fn fenced_delete(
+        &self,
+        store: &'static str,
+        key: &Path,
+        condition: Condition,
+    ) -> Result<bool> {
         self.check_held()?;
         let deleted = self
             .inner
             .backend
-            .delete(key, Condition::Any, Some(&self.inner.grant))
+            .delete(key, condition, Some(&self.inner.grant))
             .await;
-        self.observe(deleted)
+        self.observe(store, deleted)
     }
 
     /// Counts and logs a write the backend fenced off.
-    fn observe<T>(&self, outcome: Result<T>) -> Result<T> {
+    fn observe<T>(&self, store: &'static str, outcome: Result<T>) -> Result<T> {
         if let Err(Error::Fenced { .. }) = &outcome {
-            crate::observe::fenced_write_rejected(self.election().as_str(), self.term());
+            crate::observe::fenced_write_rejected(store, self.election().as_str(), self.term());
         }
         outcome
     }
@@ -194,7 +221,7 @@ impl Leadership {
             .backend
             .put(key, value, Condition::Any, Some(&self.inner.grant))
             .await;
-        self.observe(written)
+        self.observe(STORE, written)
     }
 }
 

@@ -124,13 +124,19 @@ pub(crate) fn revoked(election: &Path, term: u64, reason: LossReason) {
 /// Records a write made as leader that the backend rejected as fenced. Called
 /// by [`Leadership`](crate::Leadership)'s writes; code that writes with a fence
 /// directly on a [`Backend`](crate::Backend) may call it too.
-pub fn fenced_write_rejected(election: &str, term: u64) {
+pub fn fenced_write_rejected(store: &'static str, election: &str, term: u64) {
     tracing::warn!(
+        store,
         election,
         term,
         "fenced write rejected: this leadership is no longer current"
     );
-    metrics::counter!(FENCED_WRITES_REJECTED, "election" => election.to_owned()).increment(1);
+    metrics::counter!(
+        FENCED_WRITES_REJECTED,
+        "store" => store,
+        "election" => election.to_owned()
+    )
+    .increment(1);
 }
 
 /// Records one session status: the state gauge, and — when the session was

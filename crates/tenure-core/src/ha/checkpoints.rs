@@ -14,6 +14,9 @@ use crate::backend::Condition;
 use crate::error::{Error, Result};
 use crate::leadership::Leadership;
 
+/// The `store` label of this store's fenced writes (metrics, logs).
+const STORE: &str = "checkpoints";
+
 const KIND: &str = "checkpoint";
 
 /// A completed checkpoint: its id and its metadata (opaque bytes, e.g. a
@@ -158,7 +161,7 @@ impl CompletedCheckpointStore {
                 state: state.clone(),
             },
         );
-        if let Err(e) = self.ctx.put(fence, &key, &value, Condition::Absent).await {
+        if let Err(e) = self.ctx.put(STORE, fence, &key, &value, Condition::Absent).await {
             self.ctx.discard_failed(&state, &e).await;
             return Err(e);
         }
@@ -176,7 +179,7 @@ impl CompletedCheckpointStore {
         let key = crate::name::Path::parse("key", &old.key)?;
         match self
             .ctx
-            .delete(fence, &key, Condition::Version(old.version))
+            .delete(STORE, fence, &key, Condition::Version(old.version))
             .await
         {
             Ok(_) | Err(Error::NotFound { .. }) => {}

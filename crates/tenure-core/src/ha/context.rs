@@ -51,6 +51,15 @@ impl Context {
     /// Refuses a fence of another cluster, and one this process already knows
     /// has ended; the backend's fence is what makes the write safe.
     pub(crate) fn check_fence(&self, fence: &Leadership) -> Result<()> {
+        self.check_cluster(fence)?;
+        match fence.loss_reason() {
+            None => Ok(()),
+            Some(reason) => Err(Error::LeadershipLost { reason }),
+        }
+    }
+
+    /// Refuses a fence that is not a leadership of this cluster's elections.
+    fn check_cluster(&self, fence: &Leadership) -> Result<()> {
         if !self.layout.leaders().contains(fence.election().as_str()) {
             return Err(Error::invalid(
                 "fence",
@@ -61,10 +70,7 @@ impl Context {
                 ),
             ));
         }
-        match fence.loss_reason() {
-            None => Ok(()),
-            Some(reason) => Err(Error::LeadershipLost { reason }),
-        }
+        Ok(())
     }
 
     /// What a leader's read that failed should report: a retryable failure
@@ -87,31 +93,30 @@ impl Context {
     }
 
     /// Writes `value` at `key` if `condition` holds and `fence` still leads,
-    /// atomically at the backend.
+    /// atomically at the backend, on the leadership's one fenced-write path;
+    /// a rejection is counted under `store`.
     pub(crate) async fn put(
         &self,
+        store: &'static str,
         fence: &Leadership,
         key: &Path,
         value: &[u8],
         condition: Condition,
     ) -> Result<u64> {
-        self.check_fence(fence)?;
-        self.backend
-            .put(key, value, condition, Some(fence.grant()))
-            .await
+        self.check_cluster(fence)?;
+        fence.fenced_put(store, key, value, condition).await
     }
 
     /// Deletes `key` if `condition` holds and `fence` still leads.
     pub(crate) async fn delete(
         &self,
+        store: &'static str,
         fence: &Leadership,
         key: &Path,
         condition: Condition,
     ) -> Result<bool> {
-        self.check_fence(fence)?;
-        self.backend
-            .delete(key, condition, Some(fence.grant()))
-            .await
+        self.check_cluster(fence)?;
+        fence.fenced_delete(store, key, condition).await
     }
 
     /// Keeps `data` inline, or in the blob store when it is larger than the

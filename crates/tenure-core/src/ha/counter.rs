@@ -13,6 +13,9 @@ use crate::backend::Condition;
 use crate::error::{Error, Result};
 use crate::leadership::Leadership;
 
+/// The `store` label of this store's fenced writes (metrics, logs).
+const STORE: &str = "checkpoint_id_counter";
+
 const KIND: &str = "checkpoint_id_counter";
 
 /// The first checkpoint id of a job (Flink's `INITIAL_CHECKPOINT_ID`).
@@ -124,7 +127,7 @@ impl CheckpointIdCounter {
                 Some(v) => Condition::Version(v),
                 None => Condition::Absent,
             };
-            match self.ctx.put(fence, &key, &value, condition).await {
+            match self.ctx.put(STORE, fence, &key, &value, condition).await {
                 Ok(_) => return Ok(out),
                 // Someone else moved the counter between our read and write.
                 Err(Error::VersionMismatch { .. } | Error::AlreadyExists { .. }) => continue,
@@ -141,7 +144,7 @@ impl CheckpointIdCounter {
             return Ok(false);
         }
         let key = self.ctx.layout.counter(&self.job);
-        self.ctx.delete(fence, &key, Condition::Any).await?;
+        self.ctx.delete(STORE, fence, &key, Condition::Any).await?;
         Ok(true)
     }
 }

@@ -18,6 +18,9 @@ use crate::backend::{Condition, KvEvent};
 use crate::error::{Error, Result};
 use crate::leadership::Leadership;
 
+/// The `store` label of this store's fenced writes (metrics, logs).
+const STORE: &str = "execution_plans";
+
 const KIND: &str = "execution_plan";
 
 /// A job's execution plan: opaque bytes (a serialized job graph) and its job.
@@ -118,7 +121,7 @@ impl ExecutionPlanStore {
         };
         // Known before the write lands, so the listener takes it for our own.
         let newly_known = lock(&self.known).insert(plan.job_id.clone());
-        if let Err(e) = self.ctx.put(fence, &key, &value, condition).await {
+        if let Err(e) = self.ctx.put(STORE, fence, &key, &value, condition).await {
             if newly_known {
                 lock(&self.known).remove(&plan.job_id);
             }
@@ -174,7 +177,7 @@ impl ExecutionPlanStore {
             Ok(Some((record, version))) => {
                 match self
                     .ctx
-                    .delete(fence, &key, Condition::Version(version))
+                    .delete(STORE, fence, &key, Condition::Version(version))
                     .await
                 {
                     Ok(_) | Err(Error::NotFound { .. }) => {}
@@ -184,7 +187,7 @@ impl ExecutionPlanStore {
                 Ok(())
             }
             Err(Error::Corrupted { .. }) => {
-                self.ctx.delete(fence, &key, Condition::Any).await?;
+                self.ctx.delete(STORE, fence, &key, Condition::Any).await?;
                 Ok(())
             }
             Err(e) => Err(e),

@@ -15,6 +15,9 @@ use crate::backend::Condition;
 use crate::error::{Error, Result};
 use crate::leadership::Leadership;
 
+/// The `store` label of this store's fenced writes (metrics, logs).
+const STORE: &str = "job_results";
+
 const KIND: &str = "job_result";
 
 /// The result of a finished job: opaque bytes (a serialized job result).
@@ -93,7 +96,7 @@ impl JobResultStore {
                 result: to_hex(&entry.data),
             },
         );
-        self.ctx.put(fence, &key, &value, Condition::Absent).await?;
+        self.ctx.put(STORE, fence, &key, &value, Condition::Absent).await?;
         Ok(())
     }
 
@@ -115,7 +118,7 @@ impl JobResultStore {
             let value = record::encode(KIND, &record);
             match self
                 .ctx
-                .put(fence, &key, &value, Condition::Version(version))
+                .put(STORE, fence, &key, &value, Condition::Version(version))
                 .await
             {
                 Ok(_) => return Ok(()),

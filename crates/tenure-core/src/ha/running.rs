@@ -13,6 +13,9 @@ use crate::backend::Condition;
 use crate::error::{Error, Result};
 use crate::leadership::Leadership;
 
+/// The `store` label of this store's fenced writes (metrics, logs).
+const STORE: &str = "running_jobs";
+
 const KIND: &str = "running_job";
 
 /// The scheduling status of a job.
@@ -96,7 +99,7 @@ impl RunningJobsRegistry {
                 Some((_, version)) => Condition::Version(version),
                 None => Condition::Absent,
             };
-            match self.ctx.put(fence, &key, &value, condition).await {
+            match self.ctx.put(STORE, fence, &key, &value, condition).await {
                 Ok(_) => return Ok(()),
                 Err(Error::VersionMismatch { .. } | Error::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e),
@@ -107,7 +110,7 @@ impl RunningJobsRegistry {
     /// Forgets `job` (fenced); it reads as pending again. Idempotent.
     pub async fn clear(&self, fence: &Leadership, job: &JobId) -> Result<()> {
         let key = self.ctx.layout.running(job);
-        self.ctx.delete(fence, &key, Condition::Any).await?;
+        self.ctx.delete(STORE, fence, &key, Condition::Any).await?;
         Ok(())
     }
 }

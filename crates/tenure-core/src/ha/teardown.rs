@@ -15,6 +15,9 @@ use crate::leader_info::PublishedInfo;
 use crate::leadership::Leadership;
 use crate::name::Path;
 
+/// The `store` label of this store's fenced writes (metrics, logs).
+const STORE: &str = "cleanup";
+
 impl HaServices {
     /// Removes everything of `job` — its execution plan, checkpoints, counter,
     /// registry entry, blobs and published job master leader — except its job
@@ -76,7 +79,7 @@ impl HaServices {
         };
         for (key, _) in keys {
             let outcome = match Path::parse("key", &key) {
-                Ok(path) => self.ctx.delete(fence, &path, Condition::Any).await,
+                Ok(path) => self.ctx.delete(STORE, fence, &path, Condition::Any).await,
                 Err(e) => Err(e),
             };
             steps.record(format!("deleting {key}"), outcome);
@@ -116,7 +119,7 @@ impl HaServices {
         }
         match self
             .ctx
-            .delete(fence, key, Condition::Version(stored.version))
+            .delete(STORE, fence, key, Condition::Version(stored.version))
             .await
         {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
