@@ -24,10 +24,11 @@ mod proc;
 mod report;
 mod run;
 mod scenarios;
+mod watchdog;
 mod writes;
 
 const USAGE: &str = "usage:
-  tenure-bench all [--quick] [--only memory|local|etcd|zookeeper|peers] [--out FILE] [--results DIR]
+  tenure-bench all [--quick] [--only memory|local|etcd|zookeeper|peers|watchdog] [--out FILE] [--results DIR]
   tenure-bench compare OLD_RESULTS_DIR NEW_RESULTS_DIR
   tenure-bench peer-smoke etcdctl|curator|kazoo";
 

@@ -11,6 +11,7 @@ pub(crate) const SCENARIOS: &[(&str, &str)] = &[
     ("handover", "Graceful handover: the leader resigns → the next candidate is granted"),
     ("crash", "Crash failover: the leader process is killed (SIGKILL) → the next candidate is granted"),
     ("paused", "Paused leader: the leader process is stopped (SIGSTOP); its renew deadline against the successor's grant"),
+    ("watchdog", "Frozen supervisor: the watchdog stops the command by the renew deadline"),
     ("many", "Many elections on one session"),
     ("writes", "Fenced writes against unfenced writes of the same size"),
     ("fanout", "Retrieval fan-out: 1,000 retrievers following one election"),
@@ -223,9 +224,13 @@ impl Report {
         self.add(row);
     }
 
+    /// Lists a server the run started; one started again by another
+    /// scenario (the same version and shape) is listed once.
     pub(crate) fn add_server(&mut self, server: String) {
         println!("server: {server}");
-        self.servers.push(server);
+        if !self.servers.contains(&server) {
+            self.servers.push(server);
+        }
     }
 
     pub(crate) fn add_note(&mut self, note: String) {

@@ -36,6 +36,8 @@ pub(crate) struct Plan {
     pub(crate) retrievers: usize,
     pub(crate) changes: usize,
     pub(crate) watches: usize,
+    /// Trials per backend and command kind of the frozen-supervisor scenario.
+    pub(crate) watchdog: usize,
 }
 
 impl Plan {
@@ -53,6 +55,7 @@ impl Plan {
                 retrievers: 1_000,
                 changes: 5,
                 watches: 100,
+                watchdog: 5,
             }
         } else {
             Plan {
@@ -67,6 +70,7 @@ impl Plan {
                 retrievers: 1_000,
                 changes: 20,
                 watches: 400,
+                watchdog: 20,
             }
         }
     }
@@ -136,8 +140,10 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
 
     // The set-up step: servers and peers are installed here if missing
     // (the servers by the script the tests use, the peers by `peers::setup`).
-    let peer_status = if wanted("etcd") || wanted("zookeeper") {
+    if wanted("etcd") || wanted("zookeeper") || wanted("watchdog") {
         install_servers()?;
+    }
+    let peer_status = if wanted("etcd") || wanted("zookeeper") {
         peers::setup()
     } else {
         Vec::new()
@@ -352,6 +358,10 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
         }
     }
 
+    if wanted("watchdog") {
+        crate::watchdog::run(&mut report, &plan).await?;
+    }
+
     let took = started.elapsed();
     report.add_note(format!("the run took {:.0} s", took.as_secs_f64()));
     report.write(&options.out, &options.results, FOOTER)?;
@@ -415,7 +425,7 @@ fn zk_subject(label: &str, connect: &str) -> Subject {
 
 /// The kit's servers with a 50 ms tick: ZooKeeper expires sessions in buckets
 /// one tick wide, so the tick bounds how late after its timeout a session ends.
-fn zk_options(servers: usize) -> ZkOptions {
+pub(crate) fn zk_options(servers: usize) -> ZkOptions {
     let defaults = ZkOptions::default();
     let scale = defaults.tick_time_ms / 50;
     ZkOptions {
@@ -556,7 +566,7 @@ pub(crate) async fn in_process(
     Ok(())
 }
 
-fn etcd_version() -> String {
+pub(crate) fn etcd_version() -> String {
     std::process::Command::new("etcd")
         .arg("--version")
         .output()
