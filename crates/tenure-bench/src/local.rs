@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tenure::{Condition, DynBackend, Path};
 
+use crate::plan::{in_process, Plan};
 use crate::proc::{nanos, since, tenure_command, Proc};
 use crate::report::{Report, Row, Stat};
-use crate::run::{in_process, Plan};
 use crate::scenarios::{self, Lease, Subject};
 
 pub(crate) async fn run(report: &mut Report, plan: &Plan) -> Result<(), String> {

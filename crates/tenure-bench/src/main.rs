@@ -20,6 +20,7 @@ mod heap;
 mod local;
 mod memory;
 mod peers;
+mod plan;
 mod proc;
 mod report;
 mod run;

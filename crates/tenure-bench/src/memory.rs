@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use tenure::{Condition, DynBackend, ElectionFactory, MemoryCluster, Path};
 use tokio::time::Instant;
 
+use crate::plan::{in_process, Plan};
 use crate::report::{Report, Row, Stat};
-use crate::run::{in_process, Plan};
 use crate::scenarios::rss_kib;
 
 fn ms(d: Duration) -> f64 {

@@ -29,8 +29,8 @@ use tenure_testkit::{EtcdCluster, ZkCluster};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use crate::plan::{etcd_version, zk_options, Plan};
 use crate::report::{Report, Row, Stat};
-use crate::run::{etcd_version, zk_options, Plan};
 
 /// How long the command is left running before the supervisor is stopped, so
 /// that the stop does not land on the supervisor's start-up work.
