@@ -11,23 +11,26 @@
 //!   the test kit's [`CuratorLatch`](tenure_testkit::CuratorLatch).
 //! - kazoo's `Election` (`python/kazoo_contender.py`) under Debian's Python.
 
-use std::hash::Hasher;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::proc::{nanos, since, Proc};
 
+mod command;
+mod etcdctl;
+
+use command::*;
+use etcdctl::*;
+pub(crate) use etcdctl::{etcdctl_command, etcdctl_contender};
+
 /// The Curator program, compiled on first use.
-const BENCH_LATCH: &str = include_str!("../java/BenchLatch.java");
+const BENCH_LATCH: &str = include_str!("../../java/BenchLatch.java");
 
 /// The kazoo program, written out on first use.
-const KAZOO_CONTENDER: &str = include_str!("../python/kazoo_contender.py");
+const KAZOO_CONTENDER: &str = include_str!("../../python/kazoo_contender.py");
 
 /// How long a helper command (`etcdctl get`, `javac`, a version probe) may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -228,174 +231,6 @@ fn kazoo_version() -> Result<String, String> {
     }
 }
 
-/// `etcdctl elect` under this binary's driver (`tenure-bench etcdctl-contender`).
-pub(crate) fn etcdctl_command(endpoints: &str, election: &str) -> Result<Command, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("where is tenure-bench? {e}"))?;
-    let mut command = Command::new(exe);
-    command.args(["etcdctl-contender", endpoints, election]);
-    Ok(command)
-}
-
-/// `etcdctl` (API v3) at `endpoints`.
-fn etcdctl(endpoints: &str) -> Command {
-    let mut command = Command::from(etcdctl_sync());
-    command.arg(format!("--endpoints={endpoints}"));
-    command
-}
-
-/// `etcdctl` (API v3) with no `ETCDCTL_*` variables of the caller's: etcdctl
-/// 3.4 exits when one shadows a flag it is given.
-fn etcdctl_sync() -> std::process::Command {
-    let mut command = std::process::Command::new("etcdctl");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ETCDCTL_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("ETCDCTL_API", "3");
-    command
-}
-
-/// The driver's side: runs `etcdctl elect` on `campaign`, SIGINT on `resign`.
-///
-/// etcdctl 3.4's `elect NAME PROPOSAL` creates `NAME/<lease hex>` on a session
-/// of its own (60 s lease), waits to be first, then prints the key and the
-/// proposal on two lines and leads until SIGINT or SIGTERM, on which it
-/// deletes its key (resigns) and exits. The first line is the grant.
-pub(crate) async fn etcdctl_contender(endpoints: &str, election: &str) -> Result<(), String> {
-    // READY promises a reachable server.
-    count_keys(endpoints, election).await?;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut running: Option<Child> = None;
-    let mut campaigns = 0u32;
-    println!("READY");
-    loop {
-        tokio::select! {
-            status = exit_of(&mut running) => {
-                running = None;
-                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                println!("ERROR etcdctl elect exited on its own: {status}");
-            }
-            line = lines.next_line() => {
-                let Ok(Some(line)) = line else { break };
-                let command = line.split(' ').next().unwrap_or_default();
-                match command {
-                    "campaign" if running.is_some() => println!("ERROR already campaigning"),
-                    "campaign" => {
-                        campaigns += 1;
-                        let proposal = format!("etcdctl-{}-{campaigns}", std::process::id());
-                        match campaign(endpoints, election, &proposal) {
-                            Ok(child) => running = Some(child),
-                            Err(e) => println!("ERROR {e}"),
-                        }
-                    }
-                    "resign" => {
-                        println!("RESIGNING {}", nanos());
-                        if let Some(child) = running.take() {
-                            if let Err(e) = interrupt(child).await {
-                                println!("ERROR {e}");
-                            }
-                        }
-                    }
-                    "count" => match count_keys(endpoints, election).await {
-                        Ok(n) => println!("COUNT {n}"),
-                        Err(e) => println!("ERROR {e}"),
-                    },
-                    // One `etcdctl elect` process is one election.
-                    "many" | "release" => println!("ERROR not applicable"),
-                    "" => {}
-                    _ => println!("ERROR unknown command {line}"),
-                }
-            }
-        }
-    }
-    // End of stdin: resign as on `resign`, so the next run finds no key.
-    if let Some(child) = running.take() {
-        interrupt(child).await?;
-    }
-    Ok(())
-}
-
-/// Starts `etcdctl elect` (in this process's group, so killing the group
-/// kills it too) and prints `GRANT` when it prints its key.
-fn campaign(endpoints: &str, election: &str, proposal: &str) -> Result<Child, String> {
-    let mut child = etcdctl(endpoints)
-        .args(["elect", election, proposal])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        // etcdctl's complaints go where ours go: the contender's log.
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start etcdctl (apt-get install etcd-client): {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Ok(Some(_key)) = lines.next_line().await {
-            println!("GRANT {}", nanos());
-        }
-        // The proposal line, and nothing more until it exits.
-        while let Ok(Some(_)) = lines.next_line().await {}
-    });
-    Ok(child)
-}
-
-/// How `running` ends; never, if there is none.
-async fn exit_of(running: &mut Option<Child>) -> std::io::Result<ExitStatus> {
-    match running {
-        Some(child) => child.wait().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// SIGINT — etcdctl resigns (deletes its key) and exits — and waits for it.
-/// A campaign not yet granted is cancelled the same way (etcdctl deletes its
-/// key and exits with an error status, which is fine here).
-async fn interrupt(mut child: Child) -> Result<(), String> {
-    // By pid while the child is not reaped, so the pid is still ours.
-    if let Some(pid) = child.id() {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid as i32, libc::SIGINT);
-        }
-    }
-    match tokio::time::timeout(RESIGN_TIMEOUT, child.wait()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("cannot wait for etcdctl: {e}")),
-        Err(_) => {
-            let _ = child.kill().await;
-            Err(format!(
-                "etcdctl elect did not exit within {RESIGN_TIMEOUT:?} of SIGINT"
-            ))
-        }
-    }
-}
-
-/// Keys under `election/`: the candidates of `etcdctl elect election`.
-async fn count_keys(endpoints: &str, election: &str) -> Result<usize, String> {
-    let output = etcdctl(endpoints)
-        .args(["get", "--prefix", "--keys-only", &format!("{election}/")])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(COMMAND_TIMEOUT, output)
-        .await
-        .map_err(|_| format!("etcdctl get took over {COMMAND_TIMEOUT:?}"))?
-        .map_err(|e| format!("cannot run etcdctl (apt-get install etcd-client): {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "etcdctl get {election}/: {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    // `--keys-only` prints each key followed by an empty line.
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .count())
-}
-
 /// Curator's LeaderLatch on `path`, with `session_timeout`.
 pub(crate) fn curator_command(
     connect: &str,
@@ -488,120 +323,6 @@ fn python() -> Result<String, String> {
         }
     }
     Err("no python3 imports kazoo: apt-get install python3-kazoo".to_owned())
-}
-
-/// `$TMPDIR/tenure-bench-<hash of content>`: where a program embedded in this
-/// binary is written (and compiled), shared by runs of the same version.
-fn cache_dir(content: &str) -> Result<PathBuf, String> {
-    // FNV-1a: stable across Rust versions, unlike `DefaultHasher`'s promise.
-    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-    hash.write(content.as_bytes());
-    let dir = std::env::temp_dir().join(format!("tenure-bench-{:016x}", hash.finish()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
-}
-
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-/// Writes `path` through a temporary file and a rename, so a reader never
-/// sees it half-written.
-fn write_atomically(path: &Path, content: &str) -> Result<(), String> {
-    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&temporary, content)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Runs `command` to its end (killed after `timeout`); its stdout if it
-/// succeeded, else an error with its stderr.
-fn run(command: &mut std::process::Command, timeout: Duration) -> Result<String, String> {
-    let (stdout, _) = run_output(command, timeout)?;
-    Ok(stdout)
-}
-
-/// Like [`run`], with stderr too.
-fn run_output(
-    command: &mut std::process::Command,
-    timeout: Duration,
-) -> Result<(String, String), String> {
-    let name = format!("{:?}", command.get_program());
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {name}: {e}"))?;
-    // Read on threads while waiting, so a chatty command cannot block on a
-    // full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let status = wait_bounded(&mut child, timeout, &name)?;
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if status.success() {
-        Ok((stdout, stderr))
-    } else {
-        Err(format!("{name} failed ({status}): {}", stderr.trim()))
-    }
-}
-
-/// Runs `command` with its own stdout and stderr; an error unless it succeeds.
-fn run_status(command: &mut std::process::Command, timeout: Duration) -> Result<(), String> {
-    let name = format!("{:?}", command.get_program());
-    let mut child = command
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run {name}: {e}"))?;
-    let status = wait_bounded(&mut child, timeout, &name)?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{name} failed ({status})"))
-    }
-}
-
-/// Waits for `child`, killing it after `timeout`.
-fn wait_bounded(
-    child: &mut std::process::Child,
-    timeout: Duration,
-    name: &str,
-) -> Result<ExitStatus, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{name} took over {timeout:?}"));
-            }
-            Err(e) => return Err(format!("cannot wait for {name}: {e}")),
-        }
-    }
 }
 
 /// A short check of one peer against servers started by the test kit:
