@@ -11,6 +11,11 @@
 //! when the test panics; a watchdog does it when the test process dies without
 //! dropping it (a shared cluster in a `static`, a SIGKILL).
 //!
+//! Both are a [`ServerGroup`], which does all of that once for any
+//! [`ServerKind`] ([`Etcd`], [`ZooKeeper`]): a kind says only how a member is
+//! configured, launched and probed, and who leads. Fault-injection code
+//! written for `&ServerGroup<K>` works on every kind.
+//!
 //! It is synchronous and std-only: call it from `#[test]`s or before a tokio
 //! runtime starts.
 //!
@@ -66,11 +71,14 @@
 
 mod error;
 mod etcd;
+mod group;
+mod log;
 mod ports;
 mod process;
 mod temp;
 mod zookeeper;
 
 pub use error::TestkitError;
-pub use etcd::{EtcdCluster, EtcdOptions, TlsFiles, READY_TIMEOUT};
-pub use zookeeper::{java, CuratorLatch, ZkCluster, ZkOptions};
+pub use etcd::{Etcd, EtcdCluster, EtcdOptions, EtcdPorts, TlsFiles};
+pub use group::{Member, ServerGroup, ServerKind, READY_TIMEOUT};
+pub use zookeeper::{java, CuratorLatch, ZkCluster, ZkMode, ZkOptions, ZkPorts, ZooKeeper};

@@ -1,24 +1,15 @@
 //! The kit against real ZooKeeper servers: start, drop, kill, restart, pause,
 //! four-letter words, and Curator LeaderLatch participants.
 
-use std::path::Path;
+mod group;
+
 use std::time::Duration;
 
+use group::proc_exists;
 use tenure_testkit::{CuratorLatch, TestkitError, ZkCluster, ZkOptions};
 
 /// Longer than any handover below takes; they are awaited, not slept.
 const WAIT: Duration = Duration::from_secs(20);
-
-fn proc_exists(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// The scheduler state of a process as /proc shows it (`T` when stopped).
-fn proc_state(pid: u32) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = stat.rsplit_once(')').unwrap().1;
-    after_name.split_whitespace().next().unwrap().to_owned()
-}
 
 fn mode(zk: &ZkCluster, server: usize) -> String {
     let srvr = zk.four_letter(server, "srvr").unwrap();
@@ -60,34 +51,22 @@ fn a_standalone_server_answers_four_letter_words_and_leaves_nothing_behind() {
         "and the same port"
     );
 
-    let dir = zk.dir().to_owned();
-    assert!(proc_exists(pid) && dir.join("zk0").join("zoo.cfg").is_file());
-    drop(zk);
-    assert!(!proc_exists(pid), "ZooKeeper {pid} outlived its cluster");
-    assert!(!dir.exists(), "{} outlived its cluster", dir.display());
+    assert!(proc_exists(pid) && zk.dir().join("zk0").join("zoo.cfg").is_file());
+    group::drop_leaves_nothing_behind(zk);
 }
 
 #[test]
 fn an_ensemble_survives_losing_its_leader_and_takes_it_back() {
     let zk = ZkCluster::ensemble(3).unwrap();
     assert_eq!(zk.connect_string().split(',').count(), 3);
-    let old = zk.leader().expect("a ready ensemble has a leader");
-    assert_eq!(mode(&zk, old), "leader");
-    for follower in (0..3).filter(|&s| s != old) {
+    let leader = zk.leader().expect("a ready ensemble has a leader");
+    assert_eq!(mode(&zk, leader), "leader");
+    for follower in (0..3).filter(|&s| s != leader) {
         assert_eq!(mode(&zk, follower), "follower");
     }
 
-    zk.kill(old);
-    assert_eq!(zk.pid(old), None);
-    zk.wait_ready().unwrap();
-    let new = zk
-        .leader()
-        .expect("wait_ready returns once there is a leader");
-    assert_ne!(new, old);
-
-    zk.restart(old).unwrap();
-    assert!(zk.pid(old).is_some());
-    zk.wait_ready().unwrap();
+    let (old, new) = group::loses_its_leader_and_takes_it_back(&zk, |_| ());
+    assert_eq!(old, leader);
     assert_eq!(mode(&zk, old), "follower");
     assert_eq!(zk.leader(), Some(new));
 }
@@ -95,21 +74,8 @@ fn an_ensemble_survives_losing_its_leader_and_takes_it_back() {
 #[test]
 fn a_paused_leader_is_replaced_and_rejoins_after_resuming() {
     let zk = ZkCluster::ensemble(3).unwrap();
-    let paused = zk.leader().expect("a ready ensemble has a leader");
-    let pid = zk.pid(paused).unwrap();
-
-    zk.pause(paused);
-    assert_eq!(proc_state(pid), "T");
-    // The paused server is left out: this waits for the other two to elect.
-    zk.wait_ready().unwrap();
-    let leader = zk.leader().expect("the other two elect a leader");
-    assert_ne!(leader, paused);
-
-    zk.resume(paused);
-    assert_ne!(proc_state(pid), "T");
-    assert_eq!(zk.pid(paused), Some(pid), "pausing is not restarting");
-    // The deposed leader notices it has no quorum and follows the new one.
-    zk.wait_ready().unwrap();
+    let (paused, leader) = group::a_paused_leader_is_replaced(&zk, |_| ());
+    // The deposed leader noticed it had no quorum and follows the new one.
     assert_eq!(mode(&zk, paused), "follower");
     assert_eq!(zk.leader(), Some(leader));
 }
@@ -163,61 +129,22 @@ fn the_shared_servers_are_started_once() {
 
 #[test]
 fn impossible_options_are_refused() {
-    let err = ZkCluster::ensemble(0).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TestkitError::InvalidOptions {
-                field: "servers",
-                ..
-            }
-        ),
-        "{err}"
+    group::assert_refused(ZkCluster::ensemble(0), "servers");
+    group::assert_refused(
+        ZkCluster::start(ZkOptions {
+            min_session_timeout_ms: 10_000,
+            max_session_timeout_ms: 5_000,
+            ..ZkOptions::default()
+        }),
+        "min_session_timeout_ms",
     );
-    let err = ZkCluster::start(ZkOptions {
-        min_session_timeout_ms: 10_000,
-        max_session_timeout_ms: 5_000,
-        ..ZkOptions::default()
-    })
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TestkitError::InvalidOptions {
-                field: "min_session_timeout_ms",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let err = CuratorLatch::start("127.0.0.1:1", "no-slash", "x", 2_000).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TestkitError::InvalidOptions {
-                field: "latch_path",
-                ..
-            }
-        ),
-        "{err}"
+    group::assert_refused(
+        CuratorLatch::start("127.0.0.1:1", "no-slash", "x", 2_000),
+        "latch_path",
     );
 }
 
 #[test]
 fn a_panicking_test_still_kills_its_server() {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let test = std::thread::spawn(move || {
-        let zk = ZkCluster::standalone().unwrap();
-        sender
-            .send((zk.pid(0).unwrap(), zk.dir().to_owned()))
-            .unwrap();
-        panic!("a failing assertion (expected by this test)");
-    });
-    assert!(test.join().is_err());
-    let (pid, dir) = receiver.recv().unwrap();
-    assert!(
-        !proc_exists(pid),
-        "ZooKeeper {pid} outlived a panicking test"
-    );
-    assert!(!dir.exists(), "{} outlived a panicking test", dir.display());
+    group::a_panicking_test_still_kills_its_server(ZkCluster::standalone);
 }

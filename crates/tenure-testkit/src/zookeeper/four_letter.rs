@@ -22,11 +22,15 @@ pub(crate) fn ask(port: u16, word: &str) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
-/// The role a server reports in its `srvr` answer.
+/// The role a ZooKeeper server reports in its `srvr` answer (`Mode: …`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+#[non_exhaustive]
+pub enum ZkMode {
+    /// The only server: no quorum.
     Standalone,
+    /// The ensemble's leader.
     Leader,
+    /// A follower of the leader.
     Follower,
     /// `observer` or `read-only`: serves, but takes no part in the quorum.
     Other,
@@ -40,7 +44,7 @@ pub(crate) struct Srvr {
     /// The last zxid the server has seen; a leader's carries its epoch in the
     /// high 32 bits.
     pub(crate) zxid: u64,
-    pub(crate) mode: Mode,
+    pub(crate) mode: ZkMode,
 }
 
 /// Parses a `srvr` answer; `None` for a server that does not serve yet (it
@@ -59,10 +63,10 @@ pub(crate) fn parse_srvr(answer: &str) -> Option<Srvr> {
         .to_owned();
     let zxid = u64::from_str_radix(field("Zxid")?.strip_prefix("0x")?, 16).ok()?;
     let mode = match field("Mode")? {
-        "standalone" => Mode::Standalone,
-        "leader" => Mode::Leader,
-        "follower" => Mode::Follower,
-        _ => Mode::Other,
+        "standalone" => ZkMode::Standalone,
+        "leader" => ZkMode::Leader,
+        "follower" => ZkMode::Follower,
+        _ => ZkMode::Other,
     };
     Some(Srvr {
         version,
@@ -87,7 +91,7 @@ mod tests {
             Some(Srvr {
                 version: "3.8.0".into(),
                 zxid: 0x2_0000_0003,
-                mode: Mode::Leader,
+                mode: ZkMode::Leader,
             })
         );
     }

@@ -11,7 +11,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{java, log};
+use super::java;
+use crate::log;
 use crate::process::{self, Signal};
 use crate::temp::TempDir;
 use crate::{TestkitError, READY_TIMEOUT};

@@ -4,11 +4,12 @@
 mod cluster;
 mod four_letter;
 pub mod java;
+mod kind;
 mod latch;
-mod log;
 mod options;
-mod server;
 
 pub use cluster::ZkCluster;
+pub use four_letter::ZkMode;
+pub use kind::{ZkPorts, ZooKeeper};
 pub use latch::CuratorLatch;
 pub use options::ZkOptions;

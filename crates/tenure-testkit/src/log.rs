@@ -1,4 +1,5 @@
-//! Reading the logs of the Java processes the kit starts.
+//! Reading the logs of the processes the kit starts: servers and Curator
+//! participants append stdout and stderr to one file each.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
