@@ -168,6 +168,9 @@ pub async fn shared_mode_grants_all_components_together(cluster: &dyn TestCluste
     per.close().await;
 }
 
+/// How long a closed party must stay silent while provoked.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// After `close()` returns, no callback fires and nothing is written on the
 /// closed party's behalf.
 pub async fn close_is_quiet(cluster: &dyn TestCluster) {
@@ -211,8 +214,41 @@ pub async fn close_is_quiet(cluster: &dyn TestCluster) {
     a.close().await;
     b.close().await;
     drop((a_le, b_le));
-    if let Ok((tag, event)) = rx.try_recv() {
-        panic!("contender {tag} was told {event:?} after it was closed");
+    // Provoke what would make a live leader act — its leader information
+    // overwritten, then deleted (a leader heals both) — and require silence
+    // for a while: no callback, no write but the provoking ones.
+    backends[1]
+        .put(&key, b"provoke", Condition::Any, None)
+        .await
+        .unwrap();
+    backends[1]
+        .delete(&key, Condition::Any, None)
+        .await
+        .unwrap();
+    match within("the provoking write", events.next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        KvEvent::Put { value, .. } => assert_eq!(value.value, b"provoke"),
+        other => panic!("unexpected change after close: {other:?}"),
+    }
+    assert!(matches!(
+        within("the provoking delete", events.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        KvEvent::Delete { .. }
+    ));
+    let noise = tokio::time::timeout(QUIET, async {
+        tokio::select! {
+            told = rx.recv() => format!("a callback after close: {told:?}"),
+            event = events.next() => format!("a write after close: {event:?}"),
+        }
+    })
+    .await;
+    if let Ok(noise) = noise {
+        panic!("{noise}");
     }
 
     let e = election(&backends[1], "quiet-election", "b");
