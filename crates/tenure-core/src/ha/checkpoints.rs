@@ -161,7 +161,11 @@ impl CompletedCheckpointStore {
                 state: state.clone(),
             },
         );
-        if let Err(e) = self.ctx.put(STORE, fence, &key, &value, Condition::Absent).await {
+        if let Err(e) = self
+            .ctx
+            .put(STORE, fence, &key, &value, Condition::Absent)
+            .await
+        {
             self.ctx.discard_failed(&state, &e).await;
             return Err(e);
         }

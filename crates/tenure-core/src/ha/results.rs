@@ -96,7 +96,9 @@ impl JobResultStore {
                 result: to_hex(&entry.data),
             },
         );
-        self.ctx.put(STORE, fence, &key, &value, Condition::Absent).await?;
+        self.ctx
+            .put(STORE, fence, &key, &value, Condition::Absent)
+            .await?;
         Ok(())
     }
 
