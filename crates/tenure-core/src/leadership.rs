@@ -63,6 +63,15 @@ impl Leadership {
         }
     }
 
+    /// A copy of this leadership that never learns that it ended: what a
+    /// paused process still holds when it resumes after its successor was
+    /// granted. The conformance suite writes with it to show the backend
+    /// alone rejecting a stale leader, with no in-process check to help.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn blind_copy(&self) -> Leadership {
+        Leadership::new(self.inner.backend.clone(), self.inner.grant.clone())
+    }
+
     /// The fencing token: strictly increasing per election, never reused.
     pub fn term(&self) -> u64 {
         self.inner.grant.term

@@ -92,6 +92,7 @@ macro_rules! conformance_suite {
             stale_leader_fenced_write_rejected,
             stale_leader_fenced_after_handover,
             fence_from_another_client,
+            stale_ha_writes_rejected_at_the_backend,
             deleted_candidate_ends_leadership,
             closing_the_backend_ends_everything,
             session_expiry_revokes_every_leadership,

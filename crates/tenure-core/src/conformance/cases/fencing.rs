@@ -3,10 +3,13 @@
 
 use tokio::sync::mpsc;
 
-use super::{clients, election, granted, lost, path, spawn_campaign, wait_queued};
+use super::{
+    clients, election, granted, lost, next_grant, path, recorder, spawn_campaign, wait_queued,
+};
 use crate::backend::{Condition, Grant};
 use crate::conformance::{within, TestCluster};
 use crate::error::Error;
+use crate::ha::{fence_of, CompletedCheckpoint, ExecutionPlan, HaServices, JobId, JobResultEntry};
 use crate::leadership::LossReason;
 
 /// A leader whose session expired cannot write with its stale leadership: the
@@ -189,4 +192,96 @@ pub async fn stale_leader_fenced_after_handover(cluster: &dyn TestCluster) {
     }
     new.put(&key, b"b").await.unwrap();
     assert_eq!(backends[0].get(&key).await.unwrap().unwrap().value, b"b");
+}
+
+/// Every HA store's writes by a stale leader that does not know it is stale
+/// (a paused process resuming) reach the backend and are rejected there with
+/// `Fenced`, leaving the cluster's stored state byte-identical.
+pub async fn stale_ha_writes_rejected_at_the_backend(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let job = |s: &str| JobId::new(s).unwrap();
+    let a = HaServices::builder(backends[0].clone(), "stale-ha")
+        .build()
+        .unwrap();
+    let a_election = a.dispatcher_leader_election().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    a_election.start(recorder(0, &tx)).unwrap();
+    let (_, sid) = next_grant(&mut rx).await;
+    let fence = fence_of(&a_election, sid).await.unwrap();
+
+    let plans = a.execution_plan_store();
+    let checkpoints = a.checkpoint_store(&job("job-1"));
+    let counter = a.checkpoint_id_counter(&job("job-1"));
+    let results = a.job_result_store();
+    let running = a.running_jobs_registry();
+    let plan = |id: &str| ExecutionPlan {
+        job_id: job(id),
+        data: b"plan".to_vec(),
+    };
+    let checkpoint = |id: u64| CompletedCheckpoint {
+        checkpoint_id: id,
+        data: b"metadata".to_vec(),
+    };
+    let result = |id: &str| JobResultEntry {
+        job_id: job(id),
+        data: b"result".to_vec(),
+    };
+    plans.put(&fence, &plan("job-1")).await.unwrap();
+    checkpoints.add(&fence, &checkpoint(1)).await.unwrap();
+    counter.set(&fence, 5).await.unwrap();
+    results
+        .create_dirty(&fence, &result("job-0"))
+        .await
+        .unwrap();
+    running.set_running(&fence, &job("job-1")).await.unwrap();
+
+    let stale = fence.blind_copy();
+    let b = HaServices::builder(backends[1].clone(), "stale-ha")
+        .build()
+        .unwrap();
+    let b_election = b.dispatcher_leader_election().unwrap();
+    let (b_tx, mut b_rx) = mpsc::unbounded_channel();
+    b_election.start(recorder(1, &b_tx)).unwrap();
+    cluster.expire_session(&backends[0]).await.unwrap();
+    next_grant(&mut b_rx).await;
+    let before = backends[1].list(&path("stale-ha")).await.unwrap();
+
+    let outcomes = [
+        ("plan put", plans.put(&stale, &plan("job-2")).await),
+        ("plan remove", plans.remove(&stale, &job("job-1")).await),
+        (
+            "checkpoint add",
+            checkpoints.add(&stale, &checkpoint(2)).await,
+        ),
+        ("counter set", counter.set(&stale, 9).await),
+        (
+            "counter increment",
+            counter.get_and_increment(&stale).await.map(drop),
+        ),
+        (
+            "result create",
+            results.create_dirty(&stale, &result("job-3")).await,
+        ),
+        (
+            "result clean",
+            results.mark_clean(&stale, &job("job-0")).await,
+        ),
+        (
+            "running set",
+            running.set_running(&stale, &job("job-2")).await,
+        ),
+        ("running clear", running.clear(&stale, &job("job-1")).await),
+    ];
+    for (what, outcome) in outcomes {
+        match outcome {
+            Err(Error::Fenced { term, .. }) => assert_eq!(term, fence.term(), "{what}"),
+            other => panic!("{what} by a stale leader: {other:?}, not Fenced at the backend"),
+        }
+    }
+    let after = backends[1].list(&path("stale-ha")).await.unwrap();
+    assert_eq!(before, after, "a stale leader changed stored state");
+    a_election.close().await;
+    b_election.close().await;
+    a.close().await.unwrap();
+    b.close().await.unwrap();
 }
