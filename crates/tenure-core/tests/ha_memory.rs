@@ -5,15 +5,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tenure_core::conformance::ha::{failover_in_process, temp_blob_dir};
+use tenure_core::conformance::ha::{failover_in_process, temp_blob_dir, Contender};
 use tenure_core::conformance::TestCluster;
 use tenure_core::ha::{
     fence_of, CompletedCheckpoint, ExecutionPlan, ExecutionPlanListener, HaServices, JobId,
     JobResultEntry, JobSchedulingStatus, JobStatus, StandaloneHaServices, DEFAULT_JOB_ID,
 };
 use tenure_core::{
-    Condition, DynBackend, ElectionMode, Error, LeaderContender, Leadership, MemoryBackend,
-    MemoryCluster, Path, DEFAULT_LEADER_SESSION_ID,
+    Condition, DynBackend, ElectionMode, Error, Leadership, MemoryBackend, MemoryCluster, Path,
+    DEFAULT_LEADER_SESSION_ID,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -58,16 +58,6 @@ async fn failover_scenario() {
     )
     .await
     .expect("the scenario finishes");
-}
-
-struct Contender(mpsc::UnboundedSender<Uuid>);
-
-impl LeaderContender for Contender {
-    fn grant_leadership(&self, session_id: Uuid) {
-        let _ = self.0.send(session_id);
-    }
-    fn revoke_leadership(&self) {}
-    fn handle_error(&self, _: &Error) {}
 }
 
 /// Services of cluster `c1` on a new client of `cluster`, leading as the

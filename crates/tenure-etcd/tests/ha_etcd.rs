@@ -1,121 +1,39 @@
-//! HA services on etcd: the failover scenario in one process (A's lease
-//! revoked), and with leader A a real OS process that is paused (SIGSTOP)
-//! until its lease expires and B is granted, then resumed to make its stale
-//! writes, which etcd rejects — and finally killed.
+//! The HA failover scenario on etcd, a single member and a 3-member cluster:
+//! in one process, and with leader A a real OS process that is killed, or
+//! paused until its lease runs out and then resumed to make stale writes,
+//! which etcd rejects. A `harness = false` target: see
+//! `tenure_core::conformance::ha::process`.
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenure_core::conformance::ha::{
-    failover_in_process, finish_job, leader_a_role, leader_b_recovers, role, shut_down_cluster,
-    snapshot, temp_blob_dir, wait_queued, Candidate, RoleProcess,
-};
-use tenure_core::DynBackend;
-use tenure_etcd::{EtcdBackend, EtcdConfig};
+use async_trait::async_trait;
+use tenure_core::conformance::ha::process::{self, ProcessCluster};
+use tenure_core::{BackendUrl, DynBackend, Result};
+use tenure_etcd::EtcdBackend;
 use tenure_testkit::EtcdCluster;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_scenario_in_process() {
-    let cluster = common::case_on(EtcdCluster::shared());
-    failover_in_process(&cluster, &temp_blob_dir("etcd")).await;
-}
-
-const ENDPOINTS_ENV: &str = "TENURE_HA_ETCD_ENDPOINTS";
-const PREFIX_ENV: &str = "TENURE_HA_ETCD_PREFIX";
-const BLOB_ENV: &str = "TENURE_HA_BLOB_DIR";
-
-/// A short TTL, so the paused A's lease runs out quickly.
-const TTL: Duration = Duration::from_secs(2);
-
-fn config(endpoints: &[String], prefix: &str) -> EtcdConfig {
-    EtcdConfig::new(endpoints)
-        .unwrap()
-        .with_prefix(prefix)
-        .unwrap()
-        .with_ttl(TTL)
-        .unwrap()
-}
-
-/// Leader A, when this executable runs as the child of
-/// `failover_with_leader_a_paused_then_killed`; otherwise returns at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn role_leader_a() {
-    if role().as_deref() != Some("leader-a") {
-        return;
+/// A child reaches every member, under the case's prefix, with a lease TTL of
+/// `session`.
+#[async_trait]
+impl ProcessCluster for common::Etcd {
+    fn child_url(&self, session: Duration) -> String {
+        let endpoints = self.server.endpoints().join(",");
+        let ttl = session.as_millis();
+        format!("etcd://{endpoints}/{}?ttl={ttl}ms", self.prefix)
     }
-    let endpoints: Vec<String> = std::env::var(ENDPOINTS_ENV)
-        .unwrap()
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let prefix = std::env::var(PREFIX_ENV).unwrap();
-    let blobs = PathBuf::from(std::env::var(BLOB_ENV).unwrap());
-    let backend: DynBackend = Arc::new(
-        EtcdBackend::connect(config(&endpoints, &prefix))
-            .await
-            .unwrap(),
-    );
-    leader_a_role(backend, &blobs).await;
+
+    async fn connect(url: &BackendUrl) -> Result<DynBackend> {
+        Ok(Arc::new(EtcdBackend::from_url(url).await?))
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_with_leader_a_paused_then_killed() {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let etcd = EtcdCluster::shared();
-    let endpoints = etcd.endpoints();
-    let prefix = format!(
-        "ha-process-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    let blob_dir = temp_blob_dir("etcd-paused");
-    let mut a = RoleProcess::spawn(
-        "role_leader_a",
-        "leader-a",
-        &[
-            (ENDPOINTS_ENV, endpoints.join(",")),
-            (PREFIX_ENV, prefix.clone()),
-            (BLOB_ENV, blob_dir.display().to_string()),
-        ],
-    );
-    let a_term: u64 = a.expect("READY")[0].parse().unwrap();
-
-    let b_backend: DynBackend = Arc::new(
-        EtcdBackend::connect(config(&endpoints, &prefix))
-            .await
-            .unwrap(),
-    );
-    let b = Candidate::start(b_backend.clone(), &blob_dir);
-    wait_queued(&b_backend, 2).await;
-
-    // A stops mid-flight; its lease runs out on the server and B is granted.
-    a.signal("-STOP");
-    let b = b.leader("b").await;
-    assert!(b.fence.term() > a_term, "B leads with a higher term");
-    leader_b_recovers(&b).await;
-
-    // A resumes, still believing it leads, and tries to write.
-    let before = snapshot(&b_backend, &blob_dir).await;
-    a.signal("-CONT");
-    a.send("STALE");
-    let outcome = a.expect("STALE");
-    assert_eq!(
-        outcome,
-        vec!["rejected", "rejected", "rejected"],
-        "A's stale counter bump, checkpoint and raw fenced write"
-    );
-    assert_eq!(
-        snapshot(&b_backend, &blob_dir).await,
-        before,
-        "A's stale attempts changed something"
-    );
-    a.kill();
-
-    finish_job(&b, &blob_dir).await;
-    shut_down_cluster(&b, &blob_dir).await;
-    let _ = std::fs::remove_dir_all(&blob_dir);
+fn main() -> ExitCode {
+    process::main(&[
+        ("single", || common::case_on(EtcdCluster::shared())),
+        ("cluster", || common::case_on(EtcdCluster::shared_cluster())),
+    ])
 }

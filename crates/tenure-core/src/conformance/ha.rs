@@ -3,11 +3,11 @@
 //! one can never corrupt them.
 //!
 //! [`failover_in_process`] runs the whole scenario on any [`TestCluster`], with
-//! the crash of leader A played by expiring its session; a backend's test file
-//! calls it in one line. The steps it is made of are public too, so a backend
-//! test can run leader A in a real OS process, kill it, pause it, and still
-//! check exactly the same things (see tenure-local's and tenure-etcd's
-//! `ha_*` tests).
+//! the crash of leader A played by expiring its session. [`process`] runs it
+//! with leader A a real OS process that is killed or paused, on every topology
+//! of a backend; a backend's `tests/ha_<backend>.rs` is a few lines around
+//! [`process::main`]. The steps the scenario is made of are public, so both
+//! check exactly the same things.
 //!
 //! The scenario: leader A submits a job, confirms its job master and writes
 //! checkpoints 1..5 with 3 retained (as blobs: they are larger than the blob
@@ -36,6 +36,9 @@ use crate::ha::{
 use crate::leader_election::{LeaderContender, LeaderElection};
 use crate::leadership::Leadership;
 use crate::name::Path;
+
+mod harness;
+pub mod process;
 
 /// The cluster id of the scenario.
 pub const CLUSTER_ID: &str = "ha-scenario";
@@ -77,8 +80,10 @@ pub fn services(backend: DynBackend, blob_dir: &FsPath) -> HaServices {
         .expect("a valid HA configuration")
 }
 
-/// Hands every grant's session id to a channel.
-struct Contender(mpsc::UnboundedSender<Uuid>);
+/// A contender that hands every grant's session id to a channel, and ignores
+/// revocations and errors.
+#[derive(Debug)]
+pub struct Contender(pub mpsc::UnboundedSender<Uuid>);
 
 impl LeaderContender for Contender {
     fn grant_leadership(&self, session_id: Uuid) {
@@ -162,6 +167,13 @@ impl Candidate {
             job_master: self.job_master,
             fence,
         }
+    }
+
+    /// Asserts that no grant comes for `span`: the leader ahead of this
+    /// candidate keeps leading.
+    pub async fn assert_not_granted(&mut self, span: Duration) {
+        let grant = tokio::time::timeout(span, self.dispatcher_grants.recv()).await;
+        assert!(grant.is_err(), "granted while the leader lives: {grant:?}");
     }
 }
 
@@ -340,6 +352,39 @@ pub fn assert_rejected(outcome: &StaleOutcome) {
     );
 }
 
+/// The session of `stale`, the leader, ends while it lives: `next` takes over
+/// with a higher term and recovers the job ([`leader_b_recovers`]); then
+/// `stale` makes its attempts ([`stale_writes`]), every one is rejected
+/// ([`assert_rejected`]), and neither the backend nor the blob directory
+/// changes. Returns the new leader.
+pub async fn take_over(
+    cluster: &dyn TestCluster,
+    stale: &Leader,
+    next: Candidate,
+    blob_dir: &FsPath,
+) -> Leader {
+    cluster
+        .expire_session(stale.services.backend())
+        .await
+        .expect("the leader's session expires");
+    let b = next.leader("b").await;
+    assert!(
+        b.fence.term() > stale.fence.term(),
+        "B leads with a higher term"
+    );
+    leader_b_recovers(&b).await;
+
+    let before = snapshot(b.services.backend(), blob_dir).await;
+    let outcome = stale_writes(&stale.services, &stale.fence).await;
+    assert_rejected(&outcome);
+    assert_eq!(
+        snapshot(b.services.backend(), blob_dir).await,
+        before,
+        "the stale leader's attempts changed something"
+    );
+    b
+}
+
 /// Everything the scenario's cluster has in the backend and the blob
 /// directory: keys with their values and versions, and blob file names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -480,36 +525,14 @@ pub async fn assert_nothing_of_job_remains(backend: &DynBackend, blob_dir: &FsPa
 /// A's stale attempts are made with the leadership it held. Blobs go under
 /// `blob_dir`, which must be empty or absent; it is removed at the end.
 pub async fn failover_in_process(cluster: &dyn TestCluster, blob_dir: &FsPath) {
-    let (a_backend, b_backend) = (
-        cluster.client().await.expect("a client"),
-        cluster.client().await.expect("a client"),
-    );
-    let a = Candidate::start(a_backend.clone(), blob_dir)
-        .leader("a")
-        .await;
+    let a_backend = cluster.client().await.expect("a client");
+    let b_backend = cluster.client().await.expect("a client");
+    let a = Candidate::start(a_backend, blob_dir).leader("a").await;
     leader_a_writes(&a).await;
     let b = Candidate::start(b_backend.clone(), blob_dir);
     wait_queued(&b_backend, 2).await;
 
-    cluster
-        .expire_session(&a_backend)
-        .await
-        .expect("A's session expires");
-    let b = b.leader("b").await;
-    assert!(
-        b.fence.term() > a.fence.term(),
-        "B leads with a higher term"
-    );
-    leader_b_recovers(&b).await;
-
-    let before = snapshot(&b_backend, blob_dir).await;
-    let outcome = stale_writes(&a.services, &a.fence).await;
-    assert_rejected(&outcome);
-    assert_eq!(
-        snapshot(&b_backend, blob_dir).await,
-        before,
-        "A's stale attempts changed something"
-    );
+    let b = take_over(cluster, &a, b, blob_dir).await;
 
     finish_job(&b, blob_dir).await;
     assert_eq!(
@@ -552,170 +575,4 @@ pub fn temp_blob_dir(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// The environment variable that selects a role when a test executable
-/// re-runs itself as a child process.
-pub const ROLE_ENV: &str = "TENURE_HA_ROLE";
-
-/// The role this process plays, if it was started as a child by
-/// [`RoleProcess::spawn`]; a role test returns at once when this is `None`.
-pub fn role() -> Option<String> {
-    std::env::var(ROLE_ENV).ok()
-}
-
-/// Prints one protocol line to stdout for the parent.
-pub fn say(line: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// Leader A's role in a child process: leads, writes checkpoints 1..5, says
-/// `READY <term>`, then answers commands from stdin until it is killed or
-/// stdin closes: `STALE` makes the stale attempts and says
-/// `STALE <counter> <checkpoint> <raw>`, each `rejected` or what happened.
-pub async fn leader_a_role(backend: DynBackend, blob_dir: &FsPath) {
-    let a = Candidate::start(backend, blob_dir).leader("a").await;
-    leader_a_writes(&a).await;
-    say(&format!("READY {}", a.fence.term()));
-    loop {
-        let line = tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            match std::io::stdin().read_line(&mut line) {
-                Ok(0) | Err(_) => None,
-                Ok(_) => Some(line.trim().to_owned()),
-            }
-        })
-        .await
-        .ok()
-        .flatten();
-        match line.as_deref() {
-            None => return,
-            Some("STALE") => {
-                let outcome = stale_writes(&a.services, &a.fence).await;
-                let word = |ok: bool, r: String| {
-                    if ok {
-                        "rejected".to_owned()
-                    } else {
-                        r.replace(' ', "_")
-                    }
-                };
-                say(&format!(
-                    "STALE {} {} {}",
-                    word(
-                        is_rejection(&outcome.counter),
-                        format!("{:?}", outcome.counter)
-                    ),
-                    word(
-                        is_rejection(&outcome.checkpoint),
-                        format!("{:?}", outcome.checkpoint)
-                    ),
-                    word(
-                        matches!(outcome.raw, Err(Error::Fenced { .. })),
-                        format!("{:?}", outcome.raw)
-                    ),
-                ));
-            }
-            Some(other) => say(&format!("ERR unknown command {other}")),
-        }
-    }
-}
-
-/// A child process re-running the current test executable in one role, with
-/// its stdout lines on a channel; killed (SIGKILL) when dropped.
-#[derive(Debug)]
-pub struct RoleProcess {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl RoleProcess {
-    /// Runs the test called `test` of the current executable (`--exact`) with
-    /// [`ROLE_ENV`] set to `role` and the extra `env`.
-    pub fn spawn(test: &str, role: &str, env: &[(&str, String)]) -> RoleProcess {
-        use std::io::BufRead;
-        let exe = std::env::current_exe().expect("the test executable");
-        let mut command = std::process::Command::new(exe);
-        command
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(ROLE_ENV, role)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("the test executable runs");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        RoleProcess {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-        }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits (bounded by [`PATIENCE`](super::PATIENCE)) for the next line
-    /// with the word `prefix`, skipping the test harness's own lines; returns
-    /// the words after it.
-    pub fn expect(&self, prefix: &str) -> Vec<String> {
-        let deadline = std::time::Instant::now() + super::PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("timed out waiting for {prefix} from the child"));
-            assert!(!line.starts_with("ERR"), "the child: {line}");
-            // The harness may print `test <name> ... ` before our first line.
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if let Some(at) = words.iter().position(|w| *w == prefix) {
-                return words[at + 1..].iter().map(|w| (*w).to_owned()).collect();
-            }
-        }
-    }
-
-    /// Sends one command line.
-    pub fn send(&mut self, line: &str) {
-        use std::io::Write;
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").expect("the child reads");
-        stdin.flush().expect("the child reads");
-    }
-
-    /// Sends `signal` (`-STOP`, `-CONT`, ...) with kill(1).
-    pub fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill(1) runs");
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    /// Kills the process with SIGKILL and reaps it.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RoleProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }

@@ -12,8 +12,8 @@ use tenure_etcd::{EtcdBackend, EtcdConfig};
 use tenure_testkit::EtcdCluster;
 
 pub(crate) struct Etcd {
-    server: &'static EtcdCluster,
-    prefix: String,
+    pub(crate) server: &'static EtcdCluster,
+    pub(crate) prefix: String,
     clients: Mutex<Vec<(DynBackend, EtcdBackend)>>,
 }
 
