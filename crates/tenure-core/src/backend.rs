@@ -92,8 +92,6 @@ pub struct Capabilities {
     pub scheme: &'static str,
     /// The backend's state (terms, keys) survives a restart of the backend.
     pub durable: bool,
-    /// The test harness can restart the backend (see the conformance suite).
-    pub restartable: bool,
     /// Sessions rest on a TTL and publish a renew deadline.
     pub ttl_sessions: bool,
     /// The largest value accepted by [`Backend::put`], in bytes.
@@ -106,7 +104,6 @@ impl Capabilities {
         Capabilities {
             scheme,
             durable: false,
-            restartable: false,
             ttl_sessions: false,
             max_value_size: 1024 * 1024,
         }
@@ -115,12 +112,6 @@ impl Capabilities {
     /// Sets [`Capabilities::durable`].
     pub const fn with_durable(mut self, durable: bool) -> Self {
         self.durable = durable;
-        self
-    }
-
-    /// Sets [`Capabilities::restartable`].
-    pub const fn with_restartable(mut self, restartable: bool) -> Self {
-        self.restartable = restartable;
         self
     }
 

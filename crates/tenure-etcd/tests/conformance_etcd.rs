@@ -6,4 +6,9 @@ async fn new_cluster() -> common::Etcd {
     common::case_on(tenure_testkit::EtcdCluster::shared())
 }
 
-tenure_core::conformance_suite!(new_cluster);
+/// Servers of the case's own, for the cases that restart them.
+async fn new_restartable() -> common::Etcd {
+    common::private_case(1)
+}
+
+tenure_core::conformance_suite!(new_cluster, restart: new_restartable);

@@ -327,7 +327,6 @@ impl Backend for LocalBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities::new("local")
             .with_durable(true)
-            .with_restartable(true)
             .with_max_value_size(MAX_VALUE_SIZE)
     }
 

@@ -6,4 +6,5 @@ async fn new_cluster() -> common::Local {
     common::new_cluster()
 }
 
-tenure_core::conformance_suite!(new_cluster);
+// Every case has a directory of its own, so any of them may restart.
+tenure_core::conformance_suite!(new_cluster, restart: new_cluster);

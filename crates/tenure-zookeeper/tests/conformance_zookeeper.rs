@@ -6,4 +6,9 @@ async fn new_cluster() -> common::Zk {
     common::case_on(tenure_testkit::ZkCluster::shared())
 }
 
-tenure_core::conformance_suite!(new_cluster);
+/// Servers of the case's own, for the cases that restart them.
+async fn new_restartable() -> common::Zk {
+    common::private_case(1)
+}
+
+tenure_core::conformance_suite!(new_cluster, restart: new_restartable);

@@ -37,8 +37,10 @@ pub trait TestCluster: Send + Sync + 'static {
     /// then sees its session lost and opens a new one.
     async fn expire_session(&self, client: &DynBackend) -> Result<()>;
 
-    /// Restarts the backend, keeping its durable state. Called only when the
-    /// clients' capabilities say `restartable`.
+    /// Restarts the backend — every server process, or for a server-less
+    /// backend every client "process" — keeping its durable state. Only the
+    /// restart cases call it, on clusters of their own (see
+    /// [`conformance_suite!`](crate::conformance_suite)).
     async fn restart(&self) -> Result<()> {
         Err(Error::Unsupported {
             backend: "test cluster",
@@ -81,14 +83,24 @@ where
 /// fresh clusters `$new_cluster().await` builds (an `async fn() -> impl
 /// TestCluster`). The calling crate needs `tokio` with the `macros` and
 /// `rt-multi-thread` features.
+///
+/// A durable backend adds `restart: $new_restartable`: clusters of their own
+/// (servers no other case shares), which the restart cases restart for real
+/// and on which terms must keep growing. A backend whose state does not
+/// survive a restart (memory) has no restart cases.
 #[macro_export]
 macro_rules! conformance_suite {
+    ($new_cluster:path, restart: $new_restartable:path) => {
+        $crate::conformance_suite!($new_cluster);
+        $crate::conformance_suite!(@cases $new_restartable;
+            terms_increase_across_restart
+        );
+    };
     ($new_cluster:path) => {
         $crate::conformance_suite!(@cases $new_cluster;
             one_leader_among_candidates,
             waiting_candidates_granted_in_arrival_order,
             resign_hands_over_with_increasing_terms,
-            terms_increase_across_restart,
             stale_leader_fenced_write_rejected,
             stale_leader_fenced_after_handover,
             fence_from_another_client,

@@ -27,8 +27,49 @@ pub(crate) fn case_on(server: &'static EtcdCluster) -> Etcd {
     }
 }
 
+/// A case on servers of its own (`members` of them), which the restart cases
+/// restart; they live until the test process exits.
+#[allow(dead_code)]
+pub(crate) fn private_case(members: usize) -> Etcd {
+    let server = if members == 1 {
+        EtcdCluster::single()
+    } else {
+        EtcdCluster::cluster(members)
+    };
+    case_on(Box::leak(Box::new(
+        server.unwrap_or_else(|e| panic!("{e}")),
+    )))
+}
+
 #[async_trait]
 impl TestCluster for Etcd {
+    /// Kills every server of the case's own cluster and starts them all again
+    /// on their data: a whole-cluster restart.
+    async fn restart(&self) -> Result<()> {
+        let server = self.server;
+        let before: Vec<_> = (0..server.members()).map(|m| server.pid(m)).collect();
+        tokio::task::spawn_blocking(move || {
+            for member in 0..server.members() {
+                server.kill(member);
+            }
+            server.restart_all()
+        })
+        .await
+        .expect("the restart task")
+        .map_err(|e| tenure_core::Error::Backend {
+            message: format!("restarting the servers: {e}"),
+            source: None,
+        })?;
+        for (member, old) in before.into_iter().enumerate() {
+            let new = server.pid(member);
+            assert!(
+                new.is_some() && new != old,
+                "member {member} was not restarted"
+            );
+        }
+        Ok(())
+    }
+
     async fn client(&self) -> Result<DynBackend> {
         let config = EtcdConfig::new(&self.server.endpoints())?
             .with_prefix(&self.prefix)?
