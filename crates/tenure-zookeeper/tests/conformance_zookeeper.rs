@@ -6,9 +6,13 @@ async fn new_cluster() -> common::Zk {
     common::case_on(tenure_testkit::ZkCluster::shared())
 }
 
-/// Servers of the case's own, for the cases that restart them.
+/// Servers of the case's own, for the cases that restart or pause them.
 async fn new_restartable() -> common::Zk {
     common::private_case(1)
 }
 
-tenure_core::conformance_suite!(new_cluster, restart: new_restartable);
+tenure_core::conformance_suite!(
+    new_cluster,
+    restart: new_restartable,
+    pause: new_restartable
+);

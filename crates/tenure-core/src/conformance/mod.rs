@@ -47,6 +47,26 @@ pub trait TestCluster: Send + Sync + 'static {
             what: "restart",
         })
     }
+
+    /// Cuts `client` off — its traffic, or the servers themselves frozen
+    /// (SIGSTOP) — without ending anything: its session lives on at the
+    /// server until its TTL runs out unseen. Only the pause cases call it, on
+    /// clusters of their own.
+    async fn pause(&self, client: &DynBackend) -> Result<()> {
+        let _ = client;
+        Err(Error::Unsupported {
+            backend: "test cluster",
+            what: "pause",
+        })
+    }
+
+    /// Ends what [`pause`](Self::pause) did.
+    async fn resume(&self) -> Result<()> {
+        Err(Error::Unsupported {
+            backend: "test cluster",
+            what: "resume",
+        })
+    }
 }
 
 /// How long a whole case may take before it fails.
@@ -87,9 +107,24 @@ where
 /// A durable backend adds `restart: $new_restartable`: clusters of their own
 /// (servers no other case shares), which the restart cases restart for real
 /// and on which terms must keep growing. A backend whose state does not
-/// survive a restart (memory) has no restart cases.
+/// survive a restart (memory) has no restart cases. A backend whose sessions
+/// rest on a TTL adds `pause: $new_pausable` (after `restart:` if it has
+/// both): clusters of their own that [`TestCluster::pause`] cuts off, for the
+/// renew-deadline step-down. Local sessions have no TTL, so no pause cases.
 #[macro_export]
 macro_rules! conformance_suite {
+    ($new_cluster:path, restart: $new_restartable:path, pause: $new_pausable:path) => {
+        $crate::conformance_suite!($new_cluster, restart: $new_restartable);
+        $crate::conformance_suite!(@cases $new_pausable;
+            leader_steps_down_by_its_renew_deadline
+        );
+    };
+    ($new_cluster:path, pause: $new_pausable:path) => {
+        $crate::conformance_suite!($new_cluster);
+        $crate::conformance_suite!(@cases $new_pausable;
+            leader_steps_down_by_its_renew_deadline
+        );
+    };
     ($new_cluster:path, restart: $new_restartable:path) => {
         $crate::conformance_suite!($new_cluster);
         $crate::conformance_suite!(@cases $new_restartable;

@@ -43,6 +43,22 @@ pub(crate) fn private_case(members: usize) -> Etcd {
 
 #[async_trait]
 impl TestCluster for Etcd {
+    /// Freezes every server of the case's own cluster (SIGSTOP): no client
+    /// can renew its session, and none can be granted.
+    async fn pause(&self, _client: &DynBackend) -> Result<()> {
+        for member in 0..self.server.members() {
+            self.server.pause(member);
+        }
+        Ok(())
+    }
+
+    async fn resume(&self) -> Result<()> {
+        for member in 0..self.server.members() {
+            self.server.resume(member);
+        }
+        Ok(())
+    }
+
     /// Kills every server of the case's own cluster and starts them all again
     /// on their data: a whole-cluster restart.
     async fn restart(&self) -> Result<()> {

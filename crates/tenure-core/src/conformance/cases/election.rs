@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{clients, election, granted, lost, path, spawn_campaign, wait_queued};
 use crate::conformance::{eventually, within, TestCluster};
-use crate::election::ElectionFactory;
+use crate::election::{ConnectionPolicy, ElectionFactory, ElectionOptions};
 use crate::error::{Error, Result};
 use crate::leadership::LossReason;
 
@@ -348,4 +348,45 @@ pub async fn many_elections_on_one_session(cluster: &dyn TestCluster) {
     .into_iter()
     // The server ended the session: every leadership says so.
     .for_each(|reason| assert_eq!(reason, LossReason::SessionLost));
+}
+
+/// A leader whose session can no longer be renewed steps down by its renew
+/// deadline — even under a policy that tolerates suspensions — and before
+/// the server can grant a waiting candidate.
+pub async fn leader_steps_down_by_its_renew_deadline(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let tolerant = ElectionFactory::with_options(
+        backends[0].clone(),
+        ElectionOptions {
+            policy: ConnectionPolicy::RevokeOnLost,
+            candidate_id: Some("a".to_owned()),
+        },
+    )
+    .new_election("deadline")
+    .unwrap();
+    let leader = tolerant.campaign().await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_campaign(&election(&backends[1], "deadline", "b"), 1, &tx);
+    wait_queued(&backends[1], "deadline", 2).await;
+
+    cluster.pause(&backends[0]).await.expect("pause");
+    // Only the renew deadline can end it while cut off: a suspension does not
+    // (the policy), and the loss of the session cannot be heard.
+    assert_eq!(
+        lost(&leader, "the step-down at the renew deadline").await,
+        LossReason::RenewDeadlinePassed
+    );
+    let stepped_down = tokio::time::Instant::now();
+    assert!(
+        rx.try_recv().is_err(),
+        "a successor was granted before the leader stepped down"
+    );
+    cluster.resume().await.expect("resume");
+    let (_, successor) = granted(&mut rx, "the successor").await;
+    assert!(
+        successor.granted_at() > stepped_down,
+        "the successor was granted before the leader stepped down"
+    );
+    assert!(successor.term() > leader.term());
+    tolerant.close().await;
 }
