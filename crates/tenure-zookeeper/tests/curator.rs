@@ -86,7 +86,12 @@ async fn tenure_first_then_curator_then_tenure_again() {
 
     leadership.resign().await.unwrap();
     curator_waits_for(&latch, "LEADER").await;
-    assert!(!leadership.is_held());
+    // The resigned leadership is over at the server: its fenced write fails.
+    let err = leadership
+        .put_unchecked(&Path::parse("key", "after-resign").unwrap(), b"stale")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tenure_core::Error::Fenced { .. }), "{err}");
 
     // Tenure queues behind Curator, and is granted when Curator closes.
     let waiting = tokio::spawn(async move { election.campaign().await });
