@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building and testing tenure needs, when it is missing:
+# Installs what testing tenure needs, when it is missing (building needs only
+# Rust: no protoc, the etcd client's generated code is committed in
+# vendor/etcd-client):
 #   etcd-server, etcd-client  real etcd servers and etcdctl for the etcd tests
-#   protobuf-compiler         protoc, to build the etcd client
 #   openssl                   certificates for the TLS tests
 #   zookeeper                 real ZooKeeper servers (3.8) for the ZooKeeper tests
 #   libcurator-*-java         Curator's LeaderLatch, the ZooKeeper interoperability peer
@@ -11,7 +12,6 @@ set -euo pipefail
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 [ -f /usr/share/java/curator-recipes.jar ] ||

@@ -106,7 +106,7 @@ enum Command {
 #[derive(Debug, Clone, Args)]
 struct BackendArgs {
     /// Backend URL (required): local:///DIR (processes on one host, no server),
-    /// memory: (this process only), etcd://HOST:PORT,…/PREFIX.
+    /// memory: (this process only), etcd://HOST:PORT,…/PREFIX, zk://HOST:PORT,…/CHROOT.
     #[arg(long, env = "TENURE_BACKEND", value_name = "URL", value_parser = parse_url)]
     backend: String,
 }

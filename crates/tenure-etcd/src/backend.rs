@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{Client, ConnectOptions};
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::LeaderWatches;
 use tenure_core::{
@@ -71,6 +72,19 @@ impl fmt::Debug for EtcdBackend {
 impl EtcdBackend {
     /// Connects and opens the process's session (its lease).
     pub async fn connect(config: EtcdConfig) -> Result<Self> {
+        Self::open_boxed(config).await
+    }
+
+    /// `open`'s future, boxed in this crate. An `async fn`'s future is compiled
+    /// again in every crate that awaits it, together with all the gRPC client
+    /// code it reaches: unboxed, the `tenure` facade and the `tenure` binary
+    /// each compiled the etcd connect path again (seconds of a release build).
+    #[inline(never)]
+    fn open_boxed(config: EtcdConfig) -> BoxFuture<'static, Result<Self>> {
+        Box::pin(Self::open(config))
+    }
+
+    async fn open(config: EtcdConfig) -> Result<Self> {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(config.connect_timeout)
             .with_timeout(Duration::from_secs(10))

@@ -5,6 +5,7 @@ use tenure_core::{Error, Result};
 
 use crate::config::Tls;
 
+#[cfg(feature = "tls")]
 fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         Error::invalid(
@@ -37,6 +38,6 @@ pub(crate) fn apply(connect: ConnectOptions, tls: &Tls) -> Result<ConnectOptions
 pub(crate) fn apply(_: ConnectOptions, _: &Tls) -> Result<ConnectOptions> {
     Err(Error::Unsupported {
         backend: "etcd",
-        what: "TLS in a build without the `tls` feature",
+        what: "TLS, in a build without it (features: `etcd-tls` of tenure and tenure-cli, `tls` of tenure-etcd)",
     })
 }

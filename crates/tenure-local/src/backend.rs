@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::path::Path as FsPath;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tenure_core::{
     Backend, BackendUrl, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord,
@@ -87,7 +88,18 @@ impl LocalBackend {
 
     /// [`open`](Self::open) with an explicit poll interval.
     pub async fn open_with(path: impl AsRef<FsPath>, poll: Duration) -> Result<Self> {
-        let path = path.as_ref().to_owned();
+        Self::open_boxed(path.as_ref().to_owned(), poll).await
+    }
+
+    /// `open_inner`'s future, boxed in this crate: an `async fn`'s future (and
+    /// what it spawns) is compiled again in every crate that awaits it, so
+    /// unboxed the `tenure` facade and the `tenure` binary each compiled it again.
+    #[inline(never)]
+    fn open_boxed(path: PathBuf, poll: Duration) -> BoxFuture<'static, Result<Self>> {
+        Box::pin(Self::open_inner(path, poll))
+    }
+
+    async fn open_inner(path: PathBuf, poll: Duration) -> Result<Self> {
         let dir = tokio::task::spawn_blocking(move || Dir::open(&path))
             .await
             .map_err(|e| Error::Backend {

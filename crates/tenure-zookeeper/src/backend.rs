@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::LeaderWatches;
 use tenure_core::{
@@ -85,6 +86,18 @@ impl fmt::Debug for ZkBackend {
 impl ZkBackend {
     /// Connects and opens the process's session.
     pub async fn connect(config: ZkConfig) -> Result<Self> {
+        Self::open_boxed(config).await
+    }
+
+    /// `open`'s future, boxed in this crate: an `async fn`'s future (and what it
+    /// spawns) is compiled again in every crate that awaits it, so unboxed the
+    /// `tenure` facade and the `tenure` binary each compiled it again.
+    #[inline(never)]
+    fn open_boxed(config: ZkConfig) -> BoxFuture<'static, Result<Self>> {
+        Box::pin(Self::open(config))
+    }
+
+    async fn open(config: ZkConfig) -> Result<Self> {
         let sent = tokio::time::Instant::now();
         let client = session::open(&config).await?;
         let id = session_id(&client);

@@ -87,7 +87,7 @@
 //! |---|---|---|
 //! | `memory:` / `memory:NAME` | in-process ([`MemoryCluster`]); `NAME` shares one cluster across the process | explicit (tests expire sessions) |
 //! | `local:///dir` | processes on one host sharing a directory, no server (feature `local`, on by default; `LocalBackend`) | the kernel releasing the holder's lock when it dies |
-//! | `etcd://h:p,…/prefix` | etcd v3, interoperating with `etcdctl elect` (feature `etcd`; `EtcdBackend`) | lease TTL; the holder steps down at its renew deadline |
+//! | `etcd://h:p,…/prefix` | etcd v3, interoperating with `etcdctl elect` (feature `etcd`, TLS with `etcd-tls`; `EtcdBackend`) | lease TTL; the holder steps down at its renew deadline |
 //! | `zk://h:p,…/chroot` | Apache ZooKeeper 3.5+, interoperating with Curator's LeaderLatch (feature `zookeeper`; `ZkBackend`) | session timeout; the holder steps down at its renew deadline |
 
 pub use tenure_core::*;
@@ -99,7 +99,7 @@ pub use tenure_core::*;
 /// |---|---|---|
 /// | `memory` | `memory:`, `memory:demo` | `ttl` (session TTL, default 10s) |
 /// | `local` | `local:///var/lib/myapp/tenure` | `poll` (how often other processes' changes are looked for, default 5ms) |
-/// | `etcd` (feature `etcd`) | `etcd://10.0.0.1:2379,10.0.0.2:2379/myapp` | `ttl` (lease TTL, 2s–1h, default 10s), `tls_ca`, `tls_cert`, `tls_key`, `user`, `password_file` |
+/// | `etcd` (feature `etcd`) | `etcd://10.0.0.1:2379,10.0.0.2:2379/myapp` | `ttl` (lease TTL, 2s–1h, default 10s), `tls_ca`, `tls_cert`, `tls_key` (feature `etcd-tls`), `user`, `password_file` |
 /// | `zk` (feature `zookeeper`) | `zk://10.0.0.1:2181,10.0.0.2:2181/flink` | `session_timeout` (default 10s; the server may clamp it), `connect_timeout`, `user`, `password_file` (digest ACLs) |
 ///
 /// Fails with [`Error::InvalidInput`] (field `url`) for a malformed URL, an
