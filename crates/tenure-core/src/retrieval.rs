@@ -342,3 +342,59 @@ async fn next(
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(term: u64, address: &str) -> (PublishedInfo, LeaderRecord) {
+        let info = LeaderInfo {
+            address: address.to_owned(),
+            session_id: uuid::Uuid::new_v4(),
+            term,
+        };
+        (
+            PublishedInfo {
+                info,
+                election: "c/leader/latch".to_owned(),
+            },
+            LeaderRecord {
+                term,
+                value: b"x".to_vec(),
+            },
+        )
+    }
+
+    /// Contract 4, monotonic retrieval: once a term was reported, an older
+    /// one never is — even if the backend shows it again (a restarted
+    /// non-durable backend, a lagging replica) — while "no leader" still is.
+    #[test]
+    fn an_older_term_is_never_reported_after_a_newer_one() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut follow = Follow {
+            published: None,
+            leader: None,
+            reported: None,
+            highest_term: 0,
+        };
+        let show = |follow: &mut Follow, (p, l): (PublishedInfo, LeaderRecord)| {
+            follow.published = Some(p);
+            follow.leader = Some(l);
+            assert!(follow.report(&tx));
+        };
+        show(&mut follow, view(7, "new:1"));
+        let seen = rx.try_recv().unwrap().unwrap().unwrap();
+        assert_eq!(seen.term, 7);
+        show(&mut follow, view(5, "old:1"));
+        assert!(rx.try_recv().is_err(), "an older term was reported after 7");
+        follow.leader = None;
+        assert!(follow.report(&tx));
+        assert_eq!(
+            rx.try_recv().unwrap().unwrap(),
+            None,
+            "no leader is reported"
+        );
+        show(&mut follow, view(9, "newer:1"));
+        assert_eq!(rx.try_recv().unwrap().unwrap().unwrap().term, 9);
+    }
+}

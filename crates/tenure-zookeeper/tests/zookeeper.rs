@@ -239,3 +239,53 @@ async fn a_stale_leaders_multi_changes_nothing() {
     assert_eq!(b.get(&key("fresh")).await.unwrap(), None);
     new.put(&key("state"), b"b").await.unwrap();
 }
+
+/// No phantom leader across a session change: campaigns made for a session
+/// that expires while their candidate nodes are still queued for creation
+/// (the backend creates a bounded number at a time) must not be granted on
+/// the session that replaces it. Afterwards no election has a candidate left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_queued_across_a_session_change_are_never_granted_on_the_new_session() {
+    let chroot = common::fresh_chroot();
+    let zk = ZkBackend::connect(common::config(ZkCluster::shared(), &chroot))
+        .await
+        .unwrap();
+    let backend: DynBackend = Arc::new(zk.clone());
+    let old = backend.session().borrow().id;
+    // Far more campaigns than creates in flight, so most wait for a slot.
+    let elections: Vec<Path> = (0..2_000).map(|i| key(&format!("phantom/e{i}"))).collect();
+    let mut campaigns = tokio::task::JoinSet::new();
+    for election in elections.clone() {
+        let backend = backend.clone();
+        campaigns.spawn(async move { backend.campaign(&election, old, b"a").await });
+    }
+    // Expire the session once the first campaign is through: the rest are
+    // still queued, and their creates will run on the new session.
+    let first = campaigns.join_next().await.unwrap().unwrap();
+    common::expire(ZkCluster::shared(), &zk).await.unwrap();
+    let mut results = vec![first];
+    while let Some(result) = campaigns.join_next().await {
+        results.push(result.unwrap());
+    }
+    for result in &results {
+        match result {
+            Ok(_) | Err(Error::SessionExpired { .. }) => {}
+            // The expiry also breaks the connection under requests in flight.
+            Err(e) if e.is_retryable() => {}
+            Err(e) => panic!("a campaign failed otherwise: {e}"),
+        }
+    }
+    assert_ne!(
+        backend.session().borrow().id,
+        old,
+        "a new session was opened"
+    );
+    let mut left = 0;
+    for election in &elections {
+        left += backend.candidates(election).await.unwrap().len();
+    }
+    assert_eq!(
+        left, 0,
+        "candidates of the expired session's campaigns live on"
+    );
+}
