@@ -24,7 +24,10 @@ MUTANTS=(
   "leadership-fence${T}crates/tenure-core/src/leadership.rs${T}.put(key, value, condition, Some(&self.inner.grant))${T}.put(key, value, condition, None)${T}memory local etcd zookeeper"
   "renew-deadline${T}crates/tenure-core/src/election.rs${T}if s.renew_deadline.is_some_and(|deadline| deadline <= now) {${T}if false && s.renew_deadline.is_some_and(|deadline| deadline <= now) {${T}memory etcd zookeeper"
   "zk-owner-check${T}crates/tenure-zookeeper/src/campaign.rs${T}if stat.ephemeral_owner as u64 != session.0 {${T}if false {${T}zookeeper"
-  "retrieval-order${T}crates/tenure-core/src/retrieval.rs${T}if view.as_ref().is_some_and(|v| v.term < self.highest_term) {${T}if false {${T}memory local etcd zookeeper"
+  # Only memory: on a durable backend terms never go back, so no black-box
+  # test there can show an older term to the retrieval; core's unit test
+  # drives its view directly.
+  "retrieval-order${T}crates/tenure-core/src/retrieval.rs${T}if view.as_ref().is_some_and(|v| v.term < self.highest_term) {${T}if false {${T}memory"
 )
 
 package_of() {
