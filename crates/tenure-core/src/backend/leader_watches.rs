@@ -1,5 +1,9 @@
 //! One leader watch per election per client, shared by every local follower.
 //!
+//! (One piece: about 370 lines of hub; the rest of the file is its tests,
+//! which drive the exact interleavings of followers taking and returning the
+//! stream.)
+//!
 //! A process that follows one election from many places (a thousand
 //! retrievers, or every component of a Flink-style process) would otherwise
 //! open a thousand watches on the server — each with its own server-side
