@@ -225,6 +225,42 @@ impl<K: ServerKind> ServerGroup<K> {
         self.wait_ready()
     }
 
+    /// Kills every member and starts them all again on their data (a
+    /// whole-group restart), then waits until the group is ready. Every
+    /// member runs as a new process afterwards (checked).
+    ///
+    /// # Panics
+    /// If a member kept its process.
+    pub fn restart_every_member(&self) -> Result<(), TestkitError> {
+        let before: Vec<_> = (0..self.members()).map(|m| self.pid(m)).collect();
+        for member in 0..self.members() {
+            self.kill(member);
+        }
+        self.restart_all()?;
+        for (member, old) in before.into_iter().enumerate() {
+            let new = self.pid(member);
+            assert!(
+                new.is_some() && new != old,
+                "member {member} was not restarted"
+            );
+        }
+        Ok(())
+    }
+
+    /// Freezes every member ([`pause`](Self::pause)): no client is served.
+    pub fn pause_all(&self) {
+        for member in 0..self.members() {
+            self.pause(member);
+        }
+    }
+
+    /// Resumes every member ([`resume`](Self::resume)).
+    pub fn resume_all(&self) {
+        for member in 0..self.members() {
+            self.resume(member);
+        }
+    }
+
     /// Freezes `member` with SIGSTOP and returns once the kernel shows it
     /// stopped. Its sockets stay open: peers and clients see a member that does
     /// not answer, like a process stuck in a long GC pause or a swapped-out VM.
