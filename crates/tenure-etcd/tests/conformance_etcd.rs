@@ -16,3 +16,13 @@ tenure_core::conformance_suite!(
     restart: new_restartable,
     pause: new_restartable
 );
+
+/// The restart case once more, on a server whose every older revision is
+/// compacted away and whose database is defragmented before it restarts.
+mod after_compaction {
+    async fn new_compacting() -> super::common::Etcd {
+        super::common::private_compacting_case(1)
+    }
+
+    tenure_core::conformance_suite!(restart: new_compacting);
+}

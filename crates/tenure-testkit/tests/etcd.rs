@@ -63,6 +63,19 @@ fn a_single_node_serves_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn compaction_leaves_only_the_current_revision_readable() {
+    let etcd = EtcdCluster::single().unwrap();
+    ok(etcd.etcdctl().args(["put", "k", "old"]));
+    ok(etcd.etcdctl().args(["put", "k", "new"]));
+    let revision = etcd.compact_and_defragment().unwrap();
+    assert!(revision >= 2, "compacted at {revision}");
+    // The first put is gone from the history; the latest value stays.
+    let compacted = fails(etcd.etcdctl().args(["get", "k", "--rev=1"]));
+    assert!(compacted.contains("compacted"), "{compacted}");
+    assert_eq!(get(&mut etcd.etcdctl(), "k"), "new");
+}
+
+#[test]
 fn a_cluster_survives_losing_its_leader_and_takes_it_back() {
     let etcd = EtcdCluster::cluster(3).unwrap();
     assert_eq!(etcd.endpoints().len(), 3);

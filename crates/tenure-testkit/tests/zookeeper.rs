@@ -119,6 +119,26 @@ fn a_killed_curator_leader_is_replaced_when_its_session_expires() {
 }
 
 #[test]
+fn a_small_snap_count_makes_the_server_snapshot_as_it_goes() {
+    let zk = ZkCluster::start(ZkOptions {
+        snap_count: Some(2),
+        ..ZkOptions::default()
+    })
+    .unwrap();
+    // A new server's data tree, empty: the snapshot at zxid 0.
+    assert_eq!(zk.snapshots(0).unwrap(), [0]);
+    // A latch's session and nodes are transactions enough for a snapshot.
+    let latch = CuratorLatch::start(&zk.connect_string(), "/snap", "only", 2_000).unwrap();
+    latch.wait_for("LEADER", WAIT).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while zk.snapshots(0).unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second snapshot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(zk.snapshots(0).unwrap()[1] > 0);
+}
+
+#[test]
 fn the_shared_servers_are_started_once() {
     assert!(std::ptr::eq(ZkCluster::shared(), ZkCluster::shared()));
     let ensemble = ZkCluster::shared_ensemble();
@@ -137,6 +157,13 @@ fn impossible_options_are_refused() {
             ..ZkOptions::default()
         }),
         "min_session_timeout_ms",
+    );
+    group::assert_refused(
+        ZkCluster::start(ZkOptions {
+            snap_count: Some(1),
+            ..ZkOptions::default()
+        }),
+        "snap_count",
     );
     group::assert_refused(
         CuratorLatch::start("127.0.0.1:1", "no-slash", "x", 2_000),

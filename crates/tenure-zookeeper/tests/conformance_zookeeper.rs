@@ -16,3 +16,13 @@ tenure_core::conformance_suite!(
     restart: new_restartable,
     pause: new_restartable
 );
+
+/// The restart case once more, on a server that snapshots every couple of
+/// transactions: it recovers from a snapshot, not from its log alone.
+mod after_snapshot {
+    async fn new_snapshotting() -> super::common::Zk {
+        super::common::private_snapshotting_case(1)
+    }
+
+    tenure_core::conformance_suite!(restart: new_snapshotting);
+}

@@ -111,6 +111,10 @@ where
 /// rest on a TTL adds `pause: $new_pausable` (after `restart:` if it has
 /// both): clusters of their own that [`TestCluster::pause`] cuts off, for the
 /// renew-deadline step-down. Local sessions have no TTL, so no pause cases.
+///
+/// `restart: $new_restartable` alone generates only the restart cases: for a
+/// variant of the restart (after a snapshot, after a compaction), in a module
+/// of its own so the case names do not clash.
 #[macro_export]
 macro_rules! conformance_suite {
     ($new_cluster:path, restart: $new_restartable:path, pause: $new_pausable:path) => {
@@ -127,6 +131,11 @@ macro_rules! conformance_suite {
     };
     ($new_cluster:path, restart: $new_restartable:path) => {
         $crate::conformance_suite!($new_cluster);
+        $crate::conformance_suite!(@cases $new_restartable;
+            terms_increase_across_restart
+        );
+    };
+    (restart: $new_restartable:path) => {
         $crate::conformance_suite!(@cases $new_restartable;
             terms_increase_across_restart
         );

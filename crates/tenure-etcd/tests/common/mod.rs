@@ -14,6 +14,8 @@ use tenure_testkit::EtcdCluster;
 pub(crate) struct Etcd {
     pub(crate) server: &'static EtcdCluster,
     pub(crate) prefix: String,
+    /// Before a restart, compact every revision away and defragment.
+    compact_before_restart: bool,
     clients: Mutex<Vec<(DynBackend, EtcdBackend)>>,
 }
 
@@ -23,6 +25,7 @@ pub(crate) fn case_on(server: &'static EtcdCluster) -> Etcd {
     Etcd {
         server,
         prefix: format!("case{}", NEXT.fetch_add(1, Ordering::SeqCst)),
+        compact_before_restart: false,
         clients: Mutex::new(Vec::new()),
     }
 }
@@ -39,6 +42,17 @@ pub(crate) fn private_case(members: usize) -> Etcd {
     case_on(Box::leak(Box::new(
         server.unwrap_or_else(|e| panic!("{e}")),
     )))
+}
+
+/// Like [`private_case`], but each restart comes after a physical compaction
+/// of every older revision and a defragment of every member: terms must not
+/// rest on revisions an operator may compact away.
+#[allow(dead_code)]
+pub(crate) fn private_compacting_case(members: usize) -> Etcd {
+    Etcd {
+        compact_before_restart: true,
+        ..private_case(members)
+    }
 }
 
 #[async_trait]
@@ -59,13 +73,19 @@ impl TestCluster for Etcd {
     /// on their data: a whole-cluster restart.
     async fn restart(&self) -> Result<()> {
         let server = self.server;
-        tokio::task::spawn_blocking(move || server.restart_every_member())
-            .await
-            .expect("the restart task")
-            .map_err(|e| tenure_core::Error::Backend {
-                message: format!("restarting the servers: {e}"),
-                source: None,
-            })
+        let compact_first = self.compact_before_restart;
+        tokio::task::spawn_blocking(move || {
+            if compact_first {
+                server.compact_and_defragment()?;
+            }
+            server.restart_every_member()
+        })
+        .await
+        .expect("the restart task")
+        .map_err(|e| tenure_core::Error::Backend {
+            message: format!("restarting the servers: {e}"),
+            source: None,
+        })
     }
 
     async fn client(&self) -> Result<DynBackend> {

@@ -132,6 +132,32 @@ impl ServerGroup<Etcd> {
         self.kind().etcdctl(members.iter().map(|&m| self.member(m)))
     }
 
+    /// Compacts away every revision older than the current one — physically,
+    /// so they are gone from the backend database, not only hidden — and then
+    /// defragments each serving member: what operators run to keep etcd's
+    /// database small. Returns the revision it compacted at.
+    pub fn compact_and_defragment(&self) -> Result<i64, TestkitError> {
+        let serving = self.serving();
+        let answer = run(
+            self.etcdctl_on(&serving)
+                .args(["get", "--write-out=json", "tenure-testkit/revision"]),
+            "etcdctl",
+        )?;
+        let answer = String::from_utf8_lossy(&answer.stdout);
+        let revision = header_revision(&answer).ok_or_else(|| TestkitError::Io {
+            context: format!("no header revision in etcdctl's answer {answer:?}"),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        })?;
+        run(
+            self.etcdctl_on(&serving)
+                .args(["compact", "--physical"])
+                .arg(revision.to_string()),
+            "etcdctl",
+        )?;
+        run(self.etcdctl_on(&serving).arg("defrag"), "etcdctl")?;
+        Ok(revision)
+    }
+
     /// Creates user `root` with `root_password` and turns authentication on
     /// (etcdctl 3.4 creates and grants the `root` role itself).
     pub fn enable_auth(&self, root_password: &str) -> Result<(), TestkitError> {
@@ -191,5 +217,28 @@ impl ServerGroup<Etcd> {
             "etcdctl",
         )?;
         Ok(())
+    }
+}
+
+/// The `"revision"` of the header in etcdctl's JSON answer.
+fn header_revision(json: &str) -> Option<i64> {
+    let rest = &json[json.find("\"revision\":")? + "\"revision\":".len()..];
+    let digits = rest.trim_start();
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_revision;
+
+    #[test]
+    fn reads_the_header_revision() {
+        let answer =
+            r#"{"header":{"cluster_id":1,"member_id":2,"revision":42,"raft_term":3},"count":0}"#;
+        assert_eq!(header_revision(answer), Some(42));
+        assert_eq!(header_revision(r#"{"header":{}}"#), None);
     }
 }

@@ -1,5 +1,6 @@
 //! [`ZkCluster`]: real ZooKeeper servers owned by a test.
 
+use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -122,6 +123,41 @@ impl ServerGroup<ZooKeeper> {
     pub fn four_letter(&self, server: usize, word: &str) -> Result<String, TestkitError> {
         four_letter::ask(self.member(server).ports.client, word)
             .map_err(|e| TestkitError::io(format!("cannot ask zk{server} `{word}`"), e))
+    }
+
+    /// The zxids of the snapshots `server` has written (its data directory's
+    /// `version-2/snapshot.<zxid>` files), lowest first. A new server writes
+    /// one at zxid 0; more follow every [`snap_count`](ZkOptions::snap_count)
+    /// transactions or so.
+    ///
+    /// # Panics
+    /// If there is no such server.
+    pub fn snapshots(&self, server: usize) -> Result<Vec<u64>, TestkitError> {
+        let dir = self.member(server).dir.join("data").join("version-2");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // Not written yet: the server has not started.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(TestkitError::io(
+                    format!("cannot list {}", dir.display()),
+                    e,
+                ))
+            }
+        };
+        let mut zxids = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| TestkitError::io(format!("cannot list {}", dir.display()), e))?;
+            let name = entry.file_name();
+            let zxid = name
+                .to_str()
+                .and_then(|name| name.strip_prefix("snapshot."))
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            zxids.extend(zxid);
+        }
+        zxids.sort_unstable();
+        Ok(zxids)
     }
 
     /// The ZooKeeper version the servers run, e.g. `3.8.0`, as the first

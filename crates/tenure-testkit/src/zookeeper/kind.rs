@@ -89,6 +89,9 @@ impl ZooKeeper {
             min = options.min_session_timeout_ms,
             max = options.max_session_timeout_ms,
         );
+        if let Some(count) = options.snap_count {
+            let _ = writeln!(config, "snapCount={count}");
+        }
         // One server runs standalone: no quorum, `Mode: standalone`.
         if ensemble.len() > 1 {
             for (i, peer) in ensemble.iter().enumerate() {

@@ -32,6 +32,12 @@ pub struct ZkOptions {
     pub min_session_timeout_ms: u32,
     /// `maxSessionTimeout`, in milliseconds: longer requests are cut to it.
     pub max_session_timeout_ms: u32,
+    /// `snapCount`: roughly how many transactions a server logs before it
+    /// writes a snapshot of its data tree (a random point between half of it
+    /// and all of it). `None` leaves ZooKeeper's default, 100 000; a small
+    /// value (the least is 2) makes servers snapshot as they go, so a
+    /// restart recovers from a snapshot plus a short log.
+    pub snap_count: Option<u32>,
 }
 
 impl Default for ZkOptions {
@@ -46,6 +52,7 @@ impl Default for ZkOptions {
             sync_limit: 5,
             min_session_timeout_ms: 1_000,
             max_session_timeout_ms: 60_000,
+            snap_count: None,
         }
     }
 }
@@ -75,6 +82,9 @@ impl ZkOptions {
                 "min_session_timeout_ms",
                 "must not exceed max_session_timeout_ms",
             );
+        }
+        if self.snap_count.is_some_and(|count| count < 2) {
+            return invalid("snap_count", "ZooKeeper needs at least 2");
         }
         Ok(())
     }

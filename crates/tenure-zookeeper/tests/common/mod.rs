@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tenure_core::conformance::TestCluster;
 use tenure_core::{DynBackend, Error, Result};
-use tenure_testkit::ZkCluster;
+use tenure_testkit::{ZkCluster, ZkOptions};
 use tenure_zookeeper::{ZkBackend, ZkConfig};
 
 /// The session timeout of test clients: short, so expiry tests stay fast.
@@ -21,6 +21,9 @@ pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) struct Zk {
     pub(crate) server: &'static ZkCluster,
     pub(crate) chroot: String,
+    /// Before a restart, wait until every server has written a snapshot after
+    /// its first transaction, so that the restart recovers from it.
+    snapshot_before_restart: bool,
     clients: Mutex<Vec<(DynBackend, ZkBackend, Vec<proxy::Proxy>)>>,
 }
 
@@ -35,6 +38,7 @@ pub(crate) fn case_on(server: &'static ZkCluster) -> Zk {
     Zk {
         server,
         chroot: fresh_chroot(),
+        snapshot_before_restart: false,
         clients: Mutex::new(Vec::new()),
     }
 }
@@ -105,6 +109,42 @@ pub(crate) fn private_case(members: usize) -> Zk {
     )))
 }
 
+/// Like [`private_case`], on servers that write a snapshot every couple of
+/// transactions (`snapCount=2`): the restart case then recovers terms from a
+/// snapshot and a log of at most one transaction, not from the log alone.
+pub(crate) fn private_snapshotting_case(members: usize) -> Zk {
+    let server = ZkCluster::start(ZkOptions {
+        servers: members,
+        snap_count: Some(2),
+        ..ZkOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    Zk {
+        snapshot_before_restart: true,
+        ..case_on(Box::leak(Box::new(server)))
+    }
+}
+
+/// Waits until every server of `server` has a snapshot past zxid 0.
+fn await_snapshots(server: &ZkCluster) -> std::result::Result<(), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for member in 0..server.servers() {
+        loop {
+            let snapshots = server.snapshots(member).map_err(|e| e.to_string())?;
+            if snapshots.iter().any(|&zxid| zxid > 0) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "zk{member} wrote no snapshot past zxid 0: {snapshots:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl TestCluster for Zk {
     /// Freezes every server of the case's own cluster (SIGSTOP): no client
@@ -123,13 +163,19 @@ impl TestCluster for Zk {
     /// on their data: a whole-cluster restart.
     async fn restart(&self) -> Result<()> {
         let server = self.server;
-        tokio::task::spawn_blocking(move || server.restart_every_member())
-            .await
-            .expect("the restart task")
-            .map_err(|e| tenure_core::Error::Backend {
-                message: format!("restarting the servers: {e}"),
-                source: None,
-            })
+        let snapshot_first = self.snapshot_before_restart;
+        tokio::task::spawn_blocking(move || {
+            if snapshot_first {
+                await_snapshots(server)?;
+            }
+            server.restart_every_member().map_err(|e| e.to_string())
+        })
+        .await
+        .expect("the restart task")
+        .map_err(|e| tenure_core::Error::Backend {
+            message: format!("restarting the servers: {e}"),
+            source: None,
+        })
     }
 
     /// A client that reaches each server through a proxy of its own, so that
