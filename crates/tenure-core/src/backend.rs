@@ -24,7 +24,7 @@
 //!
 //! Helpers every backend needs (value-size and condition checks, queues for
 //! streams) are in [`support`]. A backend's tests run the whole conformance
-//! suite with one line, `tenure_core::conformance_suite!(new_cluster)`, against
+//! suite with one line, `tenure_core::conformance_suite!(new_cluster())`, against
 //! real servers started by `tenure-testkit`.
 
 use std::fmt;

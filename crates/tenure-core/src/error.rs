@@ -226,6 +226,24 @@ impl Error {
         }
     }
 
+    /// `value` if it lies in `range`, else an [`Error::InvalidInput`] for
+    /// `field` that names the range allowed.
+    pub fn check_range<T: PartialOrd + fmt::Debug>(
+        field: &'static str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T> {
+        if range.contains(&value) {
+            return Ok(value);
+        }
+        let (min, max) = range.into_inner();
+        Err(Error::invalid(
+            field,
+            &format!("{value:?}"),
+            format!("must be between {min:?} and {max:?}"),
+        ))
+    }
+
     /// An [`Error::Fenced`]: the leadership of `election` with `term` is no
     /// longer current, so the write it fenced changed nothing. Every backend
     /// reports a failed fence with this.

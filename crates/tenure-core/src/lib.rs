@@ -71,7 +71,7 @@
 //! | `zk://h:p,…/chroot` | `tenure-zookeeper` | session timeout; the holder steps down at its renew deadline |
 //!
 //! A new backend implements [`Backend`] (helpers in [`backend::support`]) and
-//! proves it with one line: `tenure_core::conformance_suite!(new_cluster)`.
+//! proves it with one line: `tenure_core::conformance_suite!(new_cluster())`.
 //!
 //! # Names
 //!

@@ -127,6 +127,28 @@ impl BackendUrl {
         &self.options
     }
 
+    /// Fails unless the scheme is `scheme` and every option one of `known`:
+    /// what a backend checks first of a URL given to it.
+    pub fn check_scheme_and_options(&self, scheme: &str, known: &[&str]) -> Result<()> {
+        if self.scheme != scheme {
+            return Err(Error::invalid(
+                "url",
+                &self.scheme,
+                format!("is not the {scheme} scheme"),
+            ));
+        }
+        self.check_options(known)
+    }
+
+    /// Fails with `usage` unless the URL names no host: for backends without
+    /// servers.
+    pub fn check_no_hosts(&self, usage: &str) -> Result<()> {
+        if self.hosts.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid("url", &self.hosts.join(","), usage))
+    }
+
     /// Fails unless every option is one of `known`, naming the first that is not.
     pub fn check_options(&self, known: &[&str]) -> Result<()> {
         for (k, _) in &self.options {

@@ -1,12 +1,12 @@
 //! HA services on the memory backend: the failover scenario, and bad input.
 
+mod common;
+
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tenure_core::conformance::ha::{failover_in_process, temp_blob_dir, Contender};
-use tenure_core::conformance::TestCluster;
 use tenure_core::ha::{
     fence_of, CompletedCheckpoint, ExecutionPlan, ExecutionPlanListener, HaServices, JobId,
     JobResultEntry, JobSchedulingStatus, JobStatus, StandaloneHaServices, DEFAULT_JOB_ID,
@@ -20,37 +20,9 @@ use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-struct Memory {
-    cluster: MemoryCluster,
-    clients: Mutex<Vec<(DynBackend, MemoryBackend)>>,
-}
-
-#[async_trait]
-impl TestCluster for Memory {
-    async fn client(&self) -> tenure_core::Result<DynBackend> {
-        let client = self.cluster.client();
-        let dynamic: DynBackend = Arc::new(client.clone());
-        self.clients.lock().unwrap().push((dynamic.clone(), client));
-        Ok(dynamic)
-    }
-
-    async fn expire_session(&self, client: &DynBackend) -> tenure_core::Result<()> {
-        let clients = self.clients.lock().unwrap();
-        let (_, memory) = clients
-            .iter()
-            .find(|(d, _)| Arc::ptr_eq(d, client))
-            .expect("a client of this cluster");
-        memory.expire_session();
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_scenario() {
-    let cluster = Memory {
-        cluster: MemoryCluster::new(),
-        clients: Mutex::new(Vec::new()),
-    };
+    let cluster = common::new_cluster();
     let dir = temp_blob_dir("memory");
     tokio::time::timeout(
         Duration::from_secs(120),

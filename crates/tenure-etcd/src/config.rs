@@ -71,21 +71,17 @@ impl EtcdConfig {
 
     /// Reads `etcd://h1:2379,h2:2379/prefix?ttl=10s&tls_ca=..&tls_cert=..&tls_key=..&user=..&password_file=..`.
     pub fn from_url(url: &BackendUrl) -> Result<Self> {
-        if url.scheme() != "etcd" {
-            return Err(Error::invalid(
-                "url",
-                url.scheme(),
-                "is not the etcd scheme",
-            ));
-        }
-        url.check_options(&[
-            "ttl",
-            "tls_ca",
-            "tls_cert",
-            "tls_key",
-            "user",
-            "password_file",
-        ])?;
+        url.check_scheme_and_options(
+            "etcd",
+            &[
+                "ttl",
+                "tls_ca",
+                "tls_cert",
+                "tls_key",
+                "user",
+                "password_file",
+            ],
+        )?;
         if url.hosts().is_empty() {
             return Err(Error::invalid(
                 "url",
@@ -132,14 +128,7 @@ impl EtcdConfig {
 
     /// The lease TTL: how long the server keeps a silent process's candidates.
     pub fn with_ttl(mut self, ttl: Duration) -> Result<Self> {
-        if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
-            return Err(Error::invalid(
-                "ttl",
-                &format!("{ttl:?}"),
-                format!("must be between {MIN_TTL:?} and {MAX_TTL:?}"),
-            ));
-        }
-        self.ttl = ttl;
+        self.ttl = Error::check_range("ttl", ttl, MIN_TTL..=MAX_TTL)?;
         Ok(self)
     }
 

@@ -1,19 +1,13 @@
-//! The conformance suite on a real 3-member etcd cluster, one per test binary:
-//! every client is given all three endpoints.
+//! The conformance suite on a real 3-member etcd cluster, one per test
+//! binary: every client is given all three endpoints. The cases that restart
+//! or pause servers get clusters of their own.
 
 mod common;
 
-async fn new_cluster() -> common::Etcd {
-    common::case_on(tenure_testkit::EtcdCluster::shared_cluster())
-}
-
-/// Servers of the case's own, for the cases that restart or pause them.
-async fn new_restartable() -> common::Etcd {
-    common::private_case(3)
-}
+use common::{case_on, private_case};
 
 tenure_core::conformance_suite!(
-    new_cluster,
-    restart: new_restartable,
-    pause: new_restartable
+    case_on(tenure_testkit::EtcdCluster::shared_cluster()),
+    restart: private_case(3),
+    pause: private_case(3)
 );

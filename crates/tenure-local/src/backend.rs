@@ -152,21 +152,10 @@ impl LocalBackend {
 
     /// Opens the backend of a `local:///absolute/path[?poll=5ms]` URL.
     pub async fn connect(url: &BackendUrl) -> Result<Self> {
-        if url.scheme() != "local" {
-            return Err(Error::invalid(
-                "url",
-                url.scheme(),
-                "is not the local scheme",
-            ));
-        }
-        url.check_options(&["poll"])?;
-        if !url.hosts().is_empty() {
-            return Err(Error::invalid(
-                "url",
-                &url.hosts().join(","),
-                "local URLs have no host: write local:///absolute/path (three slashes)",
-            ));
-        }
+        url.check_scheme_and_options("local", &["poll"])?;
+        url.check_no_hosts(
+            "local URLs have no host: write local:///absolute/path (three slashes)",
+        )?;
         if !url.path().starts_with('/') {
             return Err(Error::invalid(
                 "url",

@@ -59,15 +59,15 @@ impl ZkConfig {
 
     /// Reads `zk://h1:2181,h2:2181/chroot?session_timeout=10s&connect_timeout=5s&user=..&password_file=..`.
     pub fn from_url(url: &BackendUrl) -> Result<Self> {
-        if url.scheme() != "zk" {
-            return Err(Error::invalid("url", url.scheme(), "is not the zk scheme"));
-        }
-        url.check_options(&[
-            "session_timeout",
-            "connect_timeout",
-            "user",
-            "password_file",
-        ])?;
+        url.check_scheme_and_options(
+            "zk",
+            &[
+                "session_timeout",
+                "connect_timeout",
+                "user",
+                "password_file",
+            ],
+        )?;
         if url.hosts().is_empty() {
             return Err(Error::invalid(
                 "url",
@@ -103,14 +103,11 @@ impl ZkConfig {
     /// its `[minSessionTimeout, maxSessionTimeout]`; the negotiated value is
     /// what counts ([`ZkBackend::negotiated_session_timeout`](crate::ZkBackend::negotiated_session_timeout)).
     pub fn with_session_timeout(mut self, timeout: Duration) -> Result<Self> {
-        if !(MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT).contains(&timeout) {
-            return Err(Error::invalid(
-                "session_timeout",
-                &format!("{timeout:?}"),
-                format!("must be between {MIN_SESSION_TIMEOUT:?} and {MAX_SESSION_TIMEOUT:?}"),
-            ));
-        }
-        self.session_timeout = timeout;
+        self.session_timeout = Error::check_range(
+            "session_timeout",
+            timeout,
+            MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT,
+        )?;
         Ok(self)
     }
 

@@ -1,19 +1,12 @@
 //! The conformance suite on a real 3-node ZooKeeper ensemble, one per test
-//! binary.
+//! binary; the cases that restart or pause servers get ensembles of their own.
 
 mod common;
 
-async fn new_cluster() -> common::Zk {
-    common::case_on(tenure_testkit::ZkCluster::shared_ensemble())
-}
-
-/// Servers of the case's own, for the cases that restart or pause them.
-async fn new_restartable() -> common::Zk {
-    common::private_case(3)
-}
+use common::{case_on, private_case};
 
 tenure_core::conformance_suite!(
-    new_cluster,
-    restart: new_restartable,
-    pause: new_restartable
+    case_on(tenure_testkit::ZkCluster::shared_ensemble()),
+    restart: private_case(3),
+    pause: private_case(3)
 );

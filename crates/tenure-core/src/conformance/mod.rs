@@ -4,22 +4,24 @@
 //! backend and writes one line:
 //!
 //! ```text
-//! tenure_core::conformance_suite!(my_backend_tests::new_cluster);
+//! tenure_core::conformance_suite!(my_backend_tests::new_cluster());
 //! ```
 //!
-//! where `new_cluster` is an `async fn() -> impl TestCluster`. The macro expands
+//! where `new_cluster()` builds an `impl TestCluster`. The macro expands
 //! to one named `#[tokio::test]` per case, so a failure names its case and no
 //! backend can leave a case out: the list lives in the macro, not in each
 //! backend. Each case builds the clients it needs from the cluster and checks one
 //! property of the [`Backend`](crate::Backend) contract or of the generic code
 //! on top of it.
 
+use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::backend::DynBackend;
+use crate::backend::{Backend, DynBackend};
 use crate::error::{Error, Result};
 
 pub mod cases;
@@ -69,6 +71,93 @@ pub trait TestCluster: Send + Sync + 'static {
     }
 }
 
+/// The clients a [`TestCluster`] has made, each kept beside the handle the
+/// cluster needs to inject faults into it (its concrete backend, say, or the
+/// proxies its traffic goes through).
+pub struct Clients<T> {
+    list: Mutex<Vec<(DynBackend, T)>>,
+}
+
+impl<T> Default for Clients<T> {
+    fn default() -> Self {
+        Self {
+            list: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Clients<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let clients = self.list.lock().unwrap_or_else(|e| e.into_inner()).len();
+        f.debug_struct("Clients")
+            .field("clients", &clients)
+            .finish()
+    }
+}
+
+impl<T: Clone> Clients<T> {
+    /// Records `client` (as the suite sees it) with its `handle`; returns the
+    /// client.
+    pub fn add(&self, client: DynBackend, handle: T) -> DynBackend {
+        self.lock().push((client.clone(), handle));
+        client
+    }
+
+    /// The handle of `client`.
+    ///
+    /// # Panics
+    /// If `client` was not made by this cluster: a bug in the case.
+    pub fn handle(&self, client: &DynBackend) -> T {
+        self.lock()
+            .iter()
+            .find(|(c, _)| Arc::ptr_eq(c, client))
+            .map(|(_, handle)| handle.clone())
+            .expect("a client of this cluster")
+    }
+
+    /// Every handle, oldest first.
+    pub fn handles(&self) -> Vec<T> {
+        self.lock()
+            .iter()
+            .map(|(_, handle)| handle.clone())
+            .collect()
+    }
+
+    /// Forgets every client; returns their handles, oldest first.
+    pub fn take(&self) -> Vec<T> {
+        self.lock().drain(..).map(|(_, handle)| handle).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(DynBackend, T)>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<B: Backend + Clone> Clients<B> {
+    /// Records a client that is its own handle.
+    pub fn add_backend(&self, backend: B) -> DynBackend {
+        self.add(Arc::new(backend.clone()), backend)
+    }
+}
+
+/// Runs blocking test-kit `work` (restarting servers, say) off the runtime;
+/// its error becomes a backend error that says what was being `done`.
+pub async fn blocking<E>(
+    done: &'static str,
+    work: impl FnOnce() -> std::result::Result<(), E> + Send + 'static,
+) -> Result<()>
+where
+    E: fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("the blocking task")
+        .map_err(|e| Error::Backend {
+            message: format!("{done}: {e}"),
+            source: None,
+        })
+}
+
 /// How long a whole case may take before it fails.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -100,11 +189,11 @@ where
 }
 
 /// Generates one `#[tokio::test]` per conformance case for the backend whose
-/// fresh clusters `$new_cluster().await` builds (an `async fn() -> impl
-/// TestCluster`). The calling crate needs `tokio` with the `macros` and
+/// fresh clusters the expression `$new_cluster` builds (an `impl TestCluster`,
+/// evaluated anew in each case). The calling crate needs `tokio` with the `macros` and
 /// `rt-multi-thread` features.
 ///
-/// A durable backend adds `restart: $new_restartable`: clusters of their own
+/// A durable backend adds `restart: $new_restartable`: an expression for clusters of their own
 /// (servers no other case shares), which the restart cases restart for real
 /// and on which terms must keep growing. A backend whose state does not
 /// survive a restart (memory) has no restart cases. A backend whose sessions
@@ -117,30 +206,30 @@ where
 /// of its own so the case names do not clash.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($new_cluster:path, restart: $new_restartable:path, pause: $new_pausable:path) => {
+    (restart: $new_restartable:expr) => {
+        $crate::conformance_suite!(@cases $new_restartable;
+            terms_increase_across_restart
+        );
+    };
+    ($new_cluster:expr, restart: $new_restartable:expr, pause: $new_pausable:expr) => {
         $crate::conformance_suite!($new_cluster, restart: $new_restartable);
         $crate::conformance_suite!(@cases $new_pausable;
             leader_steps_down_by_its_renew_deadline
         );
     };
-    ($new_cluster:path, pause: $new_pausable:path) => {
+    ($new_cluster:expr, pause: $new_pausable:expr) => {
         $crate::conformance_suite!($new_cluster);
         $crate::conformance_suite!(@cases $new_pausable;
             leader_steps_down_by_its_renew_deadline
         );
     };
-    ($new_cluster:path, restart: $new_restartable:path) => {
+    ($new_cluster:expr, restart: $new_restartable:expr) => {
         $crate::conformance_suite!($new_cluster);
         $crate::conformance_suite!(@cases $new_restartable;
             terms_increase_across_restart
         );
     };
-    (restart: $new_restartable:path) => {
-        $crate::conformance_suite!(@cases $new_restartable;
-            terms_increase_across_restart
-        );
-    };
-    ($new_cluster:path) => {
+    ($new_cluster:expr) => {
         $crate::conformance_suite!(@cases $new_cluster;
             one_leader_among_candidates,
             waiting_candidates_granted_in_arrival_order,
@@ -167,11 +256,11 @@ macro_rules! conformance_suite {
             many_elections_on_one_session
         );
     };
-    (@cases $new_cluster:path; $($case:ident),* $(,)?) => {
+    (@cases $new_cluster:expr; $($case:ident),* $(,)?) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let cluster = $new_cluster().await;
+                let cluster = $new_cluster;
                 // A hung case fails, naming itself, instead of hanging the run.
                 let outcome = ::tokio::time::timeout(
                     $crate::conformance::CASE_TIMEOUT,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::backend::{SessionId, SessionState, SessionStatus};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::url::BackendUrl;
 
 use super::backend::{Client, Link, MemoryBackend};
@@ -37,21 +37,8 @@ impl MemoryCluster {
     /// `memory:NAME` the process-wide cluster NAME; option `ttl` (e.g. `?ttl=5s`)
     /// sets the session TTL.
     pub fn connect(url: &BackendUrl) -> Result<MemoryBackend> {
-        if url.scheme() != "memory" {
-            return Err(Error::invalid(
-                "url",
-                url.scheme(),
-                "is not the memory scheme",
-            ));
-        }
-        url.check_options(&["ttl"])?;
-        if !url.hosts().is_empty() {
-            return Err(Error::invalid(
-                "url",
-                &url.hosts().join(","),
-                "memory URLs have no hosts: use memory: or memory:NAME",
-            ));
-        }
+        url.check_scheme_and_options("memory", &["ttl"])?;
+        url.check_no_hosts("memory URLs have no hosts: use memory: or memory:NAME")?;
         let ttl = url.duration_option("ttl")?.unwrap_or(DEFAULT_TTL);
         let cluster = match url.path() {
             "" => MemoryCluster::new(),

@@ -2,11 +2,10 @@
 //! binary, with each case under its own key prefix.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tenure_core::conformance::TestCluster;
+use tenure_core::conformance::{blocking, Clients, TestCluster};
 use tenure_core::{DynBackend, Result};
 use tenure_etcd::{EtcdBackend, EtcdConfig};
 use tenure_testkit::EtcdCluster;
@@ -16,7 +15,7 @@ pub(crate) struct Etcd {
     pub(crate) prefix: String,
     /// Before a restart, compact every revision away and defragment.
     compact_before_restart: bool,
-    clients: Mutex<Vec<(DynBackend, EtcdBackend)>>,
+    clients: Clients<EtcdBackend>,
 }
 
 /// A case on `server`, under a prefix of its own.
@@ -26,7 +25,7 @@ pub(crate) fn case_on(server: &'static EtcdCluster) -> Etcd {
         server,
         prefix: format!("case{}", NEXT.fetch_add(1, Ordering::SeqCst)),
         compact_before_restart: false,
-        clients: Mutex::new(Vec::new()),
+        clients: Clients::default(),
     }
 }
 
@@ -74,44 +73,31 @@ impl TestCluster for Etcd {
     async fn restart(&self) -> Result<()> {
         let server = self.server;
         let compact_first = self.compact_before_restart;
-        tokio::task::spawn_blocking(move || {
+        blocking("restarting the servers", move || {
             if compact_first {
                 server.compact_and_defragment()?;
             }
             server.restart_every_member()
         })
         .await
-        .expect("the restart task")
-        .map_err(|e| tenure_core::Error::Backend {
-            message: format!("restarting the servers: {e}"),
-            source: None,
-        })
     }
 
     async fn client(&self) -> Result<DynBackend> {
         let config = EtcdConfig::new(&self.server.endpoints())?
             .with_prefix(&self.prefix)?
             .with_ttl(Duration::from_secs(3))?;
-        let client = EtcdBackend::connect(config).await?;
-        let dynamic: DynBackend = Arc::new(client.clone());
-        self.clients.lock().unwrap().push((dynamic.clone(), client));
-        Ok(dynamic)
+        Ok(self
+            .clients
+            .add_backend(EtcdBackend::connect(config).await?))
     }
 
     /// Revokes the client's lease from the server side, as a TTL running out
     /// would.
     async fn expire_session(&self, client: &DynBackend) -> Result<()> {
         let lease = client.session().borrow().id.0 as i64;
-        let etcd = {
-            let clients = self.clients.lock().unwrap();
-            clients
-                .iter()
-                .find(|(d, _)| Arc::ptr_eq(d, client))
-                .expect("a client of this cluster")
-                .1
-                .clone()
-        };
-        etcd.client()
+        self.clients
+            .handle(client)
+            .client()
             .lease_client()
             .revoke(lease)
             .await

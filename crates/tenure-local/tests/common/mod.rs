@@ -3,17 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use tenure_core::conformance::TestCluster;
+use tenure_core::conformance::{Clients, TestCluster};
 use tenure_core::{Backend, DynBackend, Result};
 use tenure_local::LocalBackend;
 
 /// One directory, removed when dropped.
 pub(crate) struct Local {
     pub(crate) dir: PathBuf,
-    clients: Mutex<Vec<(DynBackend, LocalBackend)>>,
+    clients: Clients<LocalBackend>,
 }
 
 /// A cluster on a fresh directory, unique in this test binary.
@@ -27,7 +26,7 @@ pub(crate) fn new_cluster() -> Local {
     let _ = std::fs::remove_dir_all(&dir);
     Local {
         dir,
-        clients: Mutex::new(Vec::new()),
+        clients: Clients::default(),
     }
 }
 
@@ -40,28 +39,18 @@ impl Drop for Local {
 #[async_trait]
 impl TestCluster for Local {
     async fn client(&self) -> Result<DynBackend> {
-        let client = LocalBackend::open(&self.dir).await?;
-        let dynamic: DynBackend = Arc::new(client.clone());
-        self.clients.lock().unwrap().push((dynamic.clone(), client));
-        Ok(dynamic)
+        Ok(self
+            .clients
+            .add_backend(LocalBackend::open(&self.dir).await?))
     }
 
     async fn expire_session(&self, client: &DynBackend) -> Result<()> {
-        let local = {
-            let clients = self.clients.lock().unwrap();
-            let (_, local) = clients
-                .iter()
-                .find(|(d, _)| Arc::ptr_eq(d, client))
-                .expect("a client of this cluster");
-            local.clone()
-        };
-        local.expire_session().await
+        self.clients.handle(client).expire_session().await
     }
 
     /// Every "process" exits; the directory stays.
     async fn restart(&self) -> Result<()> {
-        let clients: Vec<_> = self.clients.lock().unwrap().drain(..).collect();
-        for (_, client) in clients {
+        for client in self.clients.take() {
             client.close().await?;
         }
         Ok(())

@@ -6,11 +6,11 @@
 mod proxy;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tenure_core::conformance::TestCluster;
+use tenure_core::conformance::{blocking, Clients, TestCluster};
 use tenure_core::{DynBackend, Error, Result};
 use tenure_testkit::{ZkCluster, ZkOptions};
 use tenure_zookeeper::{ZkBackend, ZkConfig};
@@ -24,7 +24,8 @@ pub(crate) struct Zk {
     /// Before a restart, wait until every server has written a snapshot after
     /// its first transaction, so that the restart recovers from it.
     snapshot_before_restart: bool,
-    clients: Mutex<Vec<(DynBackend, ZkBackend, Vec<proxy::Proxy>)>>,
+    /// Each client, with the proxies it reaches the servers through.
+    clients: Clients<(ZkBackend, Arc<[proxy::Proxy]>)>,
 }
 
 /// A fresh chroot name, unique in this test binary.
@@ -39,7 +40,7 @@ pub(crate) fn case_on(server: &'static ZkCluster) -> Zk {
         server,
         chroot: fresh_chroot(),
         snapshot_before_restart: false,
-        clients: Mutex::new(Vec::new()),
+        clients: Clients::default(),
     }
 }
 
@@ -164,18 +165,13 @@ impl TestCluster for Zk {
     async fn restart(&self) -> Result<()> {
         let server = self.server;
         let snapshot_first = self.snapshot_before_restart;
-        tokio::task::spawn_blocking(move || {
+        blocking("restarting the servers", move || {
             if snapshot_first {
                 await_snapshots(server)?;
             }
             server.restart_every_member().map_err(|e| e.to_string())
         })
         .await
-        .expect("the restart task")
-        .map_err(|e| tenure_core::Error::Backend {
-            message: format!("restarting the servers: {e}"),
-            source: None,
-        })
     }
 
     /// A client that reaches each server through a proxy of its own, so that
@@ -191,31 +187,18 @@ impl TestCluster for Zk {
             .with_chroot(&self.chroot)?
             .with_session_timeout(SESSION_TIMEOUT)?;
         let client = ZkBackend::connect(config).await?;
-        let dynamic: DynBackend = Arc::new(client.clone());
-        self.clients
-            .lock()
-            .unwrap()
-            .push((dynamic.clone(), client, proxies));
-        Ok(dynamic)
+        Ok(self
+            .clients
+            .add(Arc::new(client.clone()), (client, proxies.into())))
     }
 
     /// Holds the client's reconnections, closes its session from a second
     /// client that joins it, then lets the client reconnect and find out.
     async fn expire_session(&self, client: &DynBackend) -> Result<()> {
-        let zk = {
-            let clients = self.clients.lock().unwrap();
-            let (_, zk, proxies) = clients
-                .iter()
-                .find(|(d, _, _)| Arc::ptr_eq(d, client))
-                .expect("a client of this cluster");
-            proxies.iter().for_each(proxy::Proxy::hold);
-            zk.clone()
-        };
+        let (zk, proxies) = self.clients.handle(client);
+        proxies.iter().for_each(proxy::Proxy::hold);
         let expired = expire(self.server, &zk).await;
-        let clients = self.clients.lock().unwrap();
-        if let Some((_, _, proxies)) = clients.iter().find(|(d, _, _)| Arc::ptr_eq(d, client)) {
-            proxies.iter().for_each(proxy::Proxy::release);
-        }
+        proxies.iter().for_each(proxy::Proxy::release);
         expired
     }
 }

@@ -242,6 +242,9 @@ pub async fn stale_ha_writes_rejected_at_the_backend(cluster: &dyn TestCluster) 
     let b_election = b.dispatcher_leader_election().unwrap();
     let (b_tx, mut b_rx) = mpsc::unbounded_channel();
     b_election.start(recorder(1, &b_tx)).unwrap();
+    // B queued before A's session ends: else A's election, campaigning again
+    // on its new session, could queue first and lead again.
+    wait_queued(&backends[0], "stale-ha/leader/latch", 2).await;
     cluster.expire_session(&backends[0]).await.unwrap();
     next_grant(&mut b_rx).await;
     let before = backends[1].list(&path("stale-ha")).await.unwrap();
