@@ -1,0 +1,546 @@
+//! The campaign: starts the servers and the client processes, injects faults
+//! from one seed during the safety phase, heals them, checks that every
+//! election is led again (the liveness phase), reads every register, and
+//! hands the history to the checker.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+
+use crate::client;
+use crate::history::{self, now_ns, Event, Recorder, Stored};
+use crate::proxy::{Mode, Proxy};
+use crate::rng::Rng;
+use crate::servers::{BackendKind, Servers};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    pub(crate) backend: BackendKind,
+    pub(crate) seed: u64,
+    /// Stop injecting after this many faults…
+    pub(crate) faults: u64,
+    /// …or after this long, whichever comes first.
+    pub(crate) duration: Duration,
+    pub(crate) clients: usize,
+    pub(crate) retrievers: usize,
+    pub(crate) elections: usize,
+    /// The session TTL of every client.
+    pub(crate) ttl: Duration,
+    /// Only these fault kinds (all that apply to the backend if empty).
+    pub(crate) kinds: Vec<String>,
+    pub(crate) unsafe_skip_fence: bool,
+    /// Where the history goes (a fresh temporary directory if None).
+    pub(crate) dir: Option<PathBuf>,
+}
+
+/// Every fault kind, with its weight in the mix, and whether it needs servers.
+pub(crate) const KINDS: &[(&str, u64, bool)] = &[
+    ("client-kill", 3, false),
+    ("client-pause-short", 3, false),
+    ("client-pause-long", 2, false),
+    ("client-partition", 2, true),
+    ("client-delay", 2, true),
+    ("client-reset", 2, true),
+    ("member-kill", 1, true),
+    ("leader-kill", 1, true),
+    ("member-pause", 1, true),
+    ("quorum-loss", 1, true),
+];
+
+/// What a campaign produced, for the report.
+pub(crate) struct Outcome {
+    pub(crate) dir: PathBuf,
+    pub(crate) records: Vec<history::Record>,
+    pub(crate) faults: BTreeMap<String, u64>,
+    pub(crate) heal_ns: Vec<u64>,
+    pub(crate) liveness_failures: Vec<String>,
+    pub(crate) elapsed: Duration,
+}
+
+/// A client or retriever process, with the proxies it reaches the servers by.
+struct Proc {
+    name: String,
+    retriever: bool,
+    child: Option<Child>,
+    proxies: Vec<Proxy>,
+    url: String,
+}
+
+struct Procs {
+    list: Vec<Proc>,
+    exe: PathBuf,
+    dir: PathBuf,
+    options: Options,
+}
+
+impl Procs {
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
+        let proc = &mut self.list[i];
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", proc.name)))
+            .map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("client")
+            .args(["--url", &proc.url, "--name", &proc.name])
+            .arg("--history")
+            .arg(self.dir.join(format!("{}.jsonl", proc.name)))
+            .args(["--elections", &self.options.elections.to_string()])
+            .args(["--seed", &(self.options.seed ^ i as u64).to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        if proc.retriever {
+            command.arg("--retriever");
+        }
+        if self.options.unsafe_skip_fence {
+            command.arg("--unsafe-skip-fence");
+        }
+        proc.child = Some(
+            command
+                .spawn()
+                .map_err(|e| format!("cannot start a client: {e}"))?,
+        );
+        Ok(())
+    }
+
+    fn pid(&self, i: usize) -> Option<i32> {
+        self.list[i].child.as_ref()?.id().map(|p| p as i32)
+    }
+}
+
+fn signal(pid: Option<i32>, sig: libc::c_int) {
+    if let Some(pid) = pid {
+        // SAFETY: a plain kill(2) of a child this process started.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Runs the campaign.
+pub(crate) async fn run(options: Options) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let dir = match &options.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!(
+            "tenure-chaos-{}-{}-{}",
+            options.backend.name(),
+            options.seed,
+            std::process::id()
+        )),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let backend = options.backend;
+    let servers = tokio::task::spawn_blocking(move || Servers::start(backend))
+        .await
+        .map_err(|e| e.to_string())??;
+    let nemesis =
+        Recorder::open(&dir.join("nemesis.jsonl"), "nemesis").map_err(|e| e.to_string())?;
+
+    // One process per client and retriever, each behind proxies of its own.
+    let mut list = Vec::new();
+    for i in 0..options.clients + options.retrievers {
+        let retriever = i >= options.clients;
+        let name = if retriever {
+            format!("r{}", i - options.clients)
+        } else {
+            format!("c{i}")
+        };
+        let mut proxies = Vec::new();
+        for member in 0..servers.members() {
+            proxies.push(
+                Proxy::start(servers.addr(member))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let addrs: Vec<SocketAddr> = proxies.iter().map(|p| p.addr).collect();
+        let url = servers.url(options.backend, &addrs, options.ttl, &dir);
+        list.push(Proc {
+            name,
+            retriever,
+            child: None,
+            proxies,
+            url,
+        });
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let procs = Arc::new(Mutex::new(Procs {
+        list,
+        exe,
+        dir: dir.clone(),
+        options: options.clone(),
+    }));
+    {
+        let mut procs = procs.lock().unwrap();
+        for i in 0..procs.list.len() {
+            procs.spawn(i)?;
+        }
+    }
+
+    // Safety phase.
+    nemesis.record(Event::Phase {
+        name: "safety".into(),
+    });
+    let faults = inject(&options, &servers, &procs, &nemesis).await;
+
+    // Heal: every process running, every proxy passing, every member serving.
+    nemesis.record(Event::Phase {
+        name: "heal".into(),
+    });
+    {
+        let procs = procs.lock().unwrap();
+        for (i, proc) in procs.list.iter().enumerate() {
+            signal(procs.pid(i), libc::SIGCONT);
+            for proxy in &proc.proxies {
+                proxy.set(Mode::Pass);
+            }
+        }
+    }
+    let healing = servers.clone();
+    tokio::task::spawn_blocking(move || healing.restart_all())
+        .await
+        .map_err(|e| e.to_string())??;
+
+    // Liveness phase: each election led again, each retriever shows it.
+    let healed_at = now_ns();
+    nemesis.record(Event::Phase {
+        name: "liveness".into(),
+    });
+    let bound = options.ttl * 3 + Duration::from_secs(30);
+    let (heal_ns, liveness_failures) =
+        await_liveness(&dir, &options, healed_at, bound, &nemesis).await;
+
+    // Stop the clients, then read every register straight from the servers.
+    {
+        let mut procs = procs.lock().unwrap();
+        for proc in &mut procs.list {
+            if let Some(child) = &mut proc.child {
+                let _ = child.start_kill();
+            }
+        }
+    }
+    let children: Vec<Child> = {
+        let mut procs = procs.lock().unwrap();
+        procs
+            .list
+            .iter_mut()
+            .filter_map(|p| p.child.take())
+            .collect()
+    };
+    for mut child in children {
+        let _ = child.wait().await;
+    }
+    nemesis.record(Event::Phase {
+        name: "final".into(),
+    });
+    final_reads(&options, &servers, &dir).await?;
+    let records = history::load(&dir).map_err(|e| e.to_string())?;
+    drop(procs);
+    drop(servers);
+    Ok(Outcome {
+        dir,
+        records,
+        faults,
+        heal_ns,
+        liveness_failures,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The safety phase: faults from the seed until `options.faults` have begun or
+/// `options.duration` has passed; returns how many of each kind.
+async fn inject(
+    options: &Options,
+    servers: &Servers,
+    procs: &Arc<Mutex<Procs>>,
+    nemesis: &Recorder,
+) -> BTreeMap<String, u64> {
+    let mut rng = Rng::new(options.seed);
+    let has_servers = servers.members() > 0;
+    let kinds: Vec<(&str, u64)> = KINDS
+        .iter()
+        .filter(|(_, _, needs)| has_servers || !needs)
+        .filter(|(k, _, _)| options.kinds.is_empty() || options.kinds.iter().any(|o| o == k))
+        .map(|&(k, w, _)| (k, w))
+        .collect();
+    let weights: Vec<u64> = kinds.iter().map(|(_, w)| *w).collect();
+    let clients = options.clients;
+    let busy: Arc<Mutex<Vec<bool>>> = Arc::new(Mutex::new(vec![false; clients]));
+    let members_busy = Arc::new(Mutex::new(false));
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tasks = JoinSet::new();
+    let deadline = Instant::now() + options.duration;
+    let ttl_ms = options.ttl.as_millis() as u64;
+    let mut injected = 0;
+    let mut last_progress = Instant::now();
+    let mut id = 0;
+    while injected < options.faults && Instant::now() < deadline && !kinds.is_empty() {
+        // Every draw comes from the seed, in this order, whatever happens.
+        let gap = rng.range(10, if has_servers { 300 } else { 120 });
+        let kind = kinds[rng.weighted(&weights)].0;
+        let target = rng.pick(clients);
+        let member = rng.pick(servers.members().max(1));
+        let length = rng.next_u64();
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+        if last_progress.elapsed() > Duration::from_secs(2) {
+            eprintln!(
+                "tenure-chaos: {injected}/{} faults, {:.0?}",
+                options.faults,
+                options
+                    .duration
+                    .saturating_sub(deadline.saturating_duration_since(Instant::now()))
+            );
+            last_progress = Instant::now();
+        }
+        let on_members =
+            kind.starts_with("member") || kind == "leader-kill" || kind == "quorum-loss";
+        {
+            // A target already under a fault skips this turn.
+            if on_members {
+                let mut m = members_busy.lock().unwrap();
+                if *m {
+                    continue;
+                }
+                *m = true;
+            } else {
+                let mut b = busy.lock().unwrap();
+                if b[target] {
+                    continue;
+                }
+                b[target] = true;
+            }
+        }
+        id += 1;
+        injected += 1;
+        *counts.entry(kind.to_owned()).or_default() += 1;
+        let (procs, servers, nemesis, busy, members_busy) = (
+            procs.clone(),
+            servers.clone(),
+            nemesis.clone(),
+            busy.clone(),
+            members_busy.clone(),
+        );
+        let fault_id = id;
+        tasks.spawn(async move {
+            let within = |low: u64, high: u64| low + length % (high - low).max(1);
+            let name = procs.lock().unwrap().list[target].name.clone();
+            let label = if on_members {
+                format!("member {member}")
+            } else {
+                name.clone()
+            };
+            let record = |target: &str, end: bool| {
+                nemesis.record(Event::Fault {
+                    id: fault_id,
+                    kind: kind.to_owned(),
+                    target: target.to_owned(),
+                    end,
+                })
+            };
+            match kind {
+                "client-kill" => {
+                    let pid = procs.lock().unwrap().pid(target);
+                    record(&label, false);
+                    signal(pid, libc::SIGKILL);
+                    let child = procs.lock().unwrap().list[target].child.take();
+                    if let Some(mut child) = child {
+                        let _ = child.wait().await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(within(0, 500))).await;
+                    let _ = procs.lock().unwrap().spawn(target);
+                    record(&label, true);
+                }
+                "client-pause-short" | "client-pause-long" => {
+                    let pause = if kind == "client-pause-short" {
+                        within(20, ttl_ms / 2)
+                    } else {
+                        within(ttl_ms + 200, ttl_ms * 2)
+                    };
+                    let pid = procs.lock().unwrap().pid(target);
+                    record(&label, false);
+                    signal(pid, libc::SIGSTOP);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    signal(pid, libc::SIGCONT);
+                    record(&label, true);
+                }
+                "client-partition" | "client-delay" => {
+                    let mode = if kind == "client-partition" {
+                        Mode::Blackhole
+                    } else {
+                        Mode::Delay(Duration::from_millis(within(20, 400)))
+                    };
+                    let period = within(ttl_ms / 2, ttl_ms * 2);
+                    record(&label, false);
+                    set_modes(&procs, target, mode);
+                    tokio::time::sleep(Duration::from_millis(period)).await;
+                    set_modes(&procs, target, Mode::Pass);
+                    record(&label, true);
+                }
+                "client-reset" => {
+                    record(&label, false);
+                    for proxy in &procs.lock().unwrap().list[target].proxies {
+                        proxy.reset();
+                    }
+                    record(&label, true);
+                }
+                _ => {
+                    member_fault(kind, member, within(300, 3000), &servers, &record).await;
+                }
+            }
+            if on_members {
+                *members_busy.lock().unwrap() = false;
+            } else {
+                busy.lock().unwrap()[target] = false;
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    counts
+}
+
+/// Kills, pauses or stops a quorum of members, then brings them back.
+async fn member_fault(
+    kind: &str,
+    member: usize,
+    millis: u64,
+    servers: &Servers,
+    record: &(impl Fn(&str, bool) + Sync),
+) {
+    let victims: Vec<usize> = match kind {
+        "leader-kill" => vec![servers.leader().unwrap_or(member)],
+        "quorum-loss" => (0..servers.members()).filter(|&m| m != member).collect(),
+        _ => vec![member],
+    };
+    let label = format!(
+        "member {}",
+        victims
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    record(&label, false);
+    for &victim in &victims {
+        if kind == "member-pause" {
+            servers.pause(victim);
+        } else {
+            servers.kill(victim);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    if kind == "member-pause" {
+        for &victim in &victims {
+            servers.resume(victim);
+        }
+    } else {
+        let servers = servers.clone();
+        match tokio::task::spawn_blocking(move || servers.restart_all()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("tenure-chaos: restarting {label}: {e}"),
+            Err(e) => eprintln!("tenure-chaos: restarting {label}: {e}"),
+        }
+    }
+    record(&label, true);
+}
+
+fn set_modes(procs: &Arc<Mutex<Procs>>, target: usize, mode: Mode) {
+    for proxy in &procs.lock().unwrap().list[target].proxies {
+        proxy.set(mode);
+    }
+}
+
+/// Waits until every election has a grant after `healed_at`, and every
+/// retriever has seen a term at least as new as that first grant.
+async fn await_liveness(
+    dir: &Path,
+    options: &Options,
+    healed_at: u64,
+    bound: Duration,
+    nemesis: &Recorder,
+) -> (Vec<u64>, Vec<String>) {
+    let deadline = Instant::now() + bound;
+    let elections = client::election_names(options.elections);
+    let retrievers: Vec<String> = (0..options.retrievers).map(|i| format!("r{i}")).collect();
+    let mut healed: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    loop {
+        let records = history::load(dir).unwrap_or_default();
+        for record in records.iter().filter(|r| r.t > healed_at) {
+            if let Event::Grant { election, term } = &record.ev {
+                healed
+                    .entry(election.clone())
+                    .or_insert((record.t - healed_at, *term));
+            }
+        }
+        let seen_all = |election: &str, term: u64| {
+            retrievers.iter().all(|r| {
+                records.iter().any(|rec| {
+                    rec.t > healed_at
+                        && &rec.p == r
+                        && matches!(&rec.ev, Event::Seen { election: e, term: Some(t) } if e == election && *t >= term)
+                })
+            })
+        };
+        let done = elections
+            .iter()
+            .all(|e| healed.get(e).is_some_and(|&(_, term)| seen_all(e, term)));
+        if done || Instant::now() > deadline {
+            let mut failures = Vec::new();
+            for e in &elections {
+                match healed.get(e) {
+                    None => {
+                        failures.push(format!("{e} had no leader within {bound:?} of the heal"))
+                    }
+                    Some(&(after, term)) => {
+                        nemesis.record(Event::Healed {
+                            election: e.clone(),
+                            after_ns: after,
+                        });
+                        if !seen_all(e, term) {
+                            failures.push(format!(
+                                "not every retriever saw term {term} of {e} within {bound:?} of the heal"
+                            ));
+                        }
+                    }
+                }
+            }
+            return (healed.values().map(|&(after, _)| after).collect(), failures);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads every election's register, straight from the servers (no proxy).
+async fn final_reads(options: &Options, servers: &Servers, dir: &Path) -> Result<(), String> {
+    let addrs: Vec<SocketAddr> = (0..servers.members()).map(|m| servers.addr(m)).collect();
+    let url = servers.url(options.backend, &addrs, options.ttl, dir);
+    let backend = client::connect(&url).await;
+    let recorder = Recorder::open(&dir.join("final.jsonl"), "final").map_err(|e| e.to_string())?;
+    for election in client::election_names(options.elections) {
+        let key = client::register(&election);
+        let value = loop {
+            match backend.get(&key).await {
+                Ok(value) => break value,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let value =
+            match value {
+                None => None,
+                Some(v) => Some(serde_json::from_slice::<Stored>(&v.value).map_err(|e| {
+                    format!("the register of {election} holds a corrupted value: {e}")
+                })?),
+            };
+        recorder.record(Event::Final { election, value });
+    }
+    let _ = backend.close().await;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! A client process of the campaign: campaigns in every election over and
+//! over, and while it leads makes fenced compare-and-set writes to the
+//! election's register; or, as a retriever, follows the elections' leaders.
+//! Everything it does goes to its history file.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tenure::{Condition, DynBackend, ElectionFactory, Error, Path};
+
+use crate::history::{Event, Outcome, Recorder, Stored};
+use crate::rng::Rng;
+
+/// How long one operation may take before its outcome counts as unknown.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a client process is told on its command line.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientArgs {
+    pub(crate) url: String,
+    pub(crate) name: String,
+    pub(crate) history: PathBuf,
+    pub(crate) elections: usize,
+    pub(crate) seed: u64,
+    /// Write unfenced and ignore the loss signal: the broken mode that shows
+    /// the checker can fail.
+    pub(crate) unsafe_skip_fence: bool,
+    /// Follow the leaders instead of campaigning.
+    pub(crate) retriever: bool,
+}
+
+/// The election names of a campaign.
+pub(crate) fn election_names(elections: usize) -> Vec<String> {
+    (0..elections).map(|i| format!("e{i}")).collect()
+}
+
+/// The register of `election`.
+pub(crate) fn register(election: &str) -> Path {
+    Path::parse("register", &format!("chaos/register/{election}")).expect("a valid path")
+}
+
+/// Elections live under `chaos/`.
+pub(crate) fn factory(backend: DynBackend) -> ElectionFactory {
+    ElectionFactory::new(backend).with_prefix(Path::parse("prefix", "chaos").expect("valid"))
+}
+
+/// Connects to `url`, retrying while the servers are unreachable (a client
+/// may start in the middle of a fault).
+pub(crate) async fn connect(url: &str) -> DynBackend {
+    loop {
+        match tokio::time::timeout(OP_TIMEOUT, tenure::connect(url)).await {
+            Ok(Ok(backend)) => return backend,
+            Ok(Err(e)) if matches!(e, Error::InvalidInput { .. }) => {
+                panic!("cannot connect to {url}: {e}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Runs the client until it is killed.
+pub(crate) async fn run(args: ClientArgs) -> Result<(), String> {
+    let recorder = Recorder::open(&args.history, &args.name)
+        .map_err(|e| format!("cannot open {}: {e}", args.history.display()))?;
+    let pid = std::process::id();
+    recorder.record(Event::Start { pid });
+    let backend = connect(&args.url).await;
+    let factory = factory(backend.clone());
+    let ops = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (i, election) in election_names(args.elections).into_iter().enumerate() {
+        let (args, recorder, factory, backend, ops) = (
+            args.clone(),
+            recorder.clone(),
+            factory.clone(),
+            backend.clone(),
+            ops.clone(),
+        );
+        let rng = Rng::new(args.seed ^ (i as u64).wrapping_mul(0x1000_0000_01b3) ^ u64::from(pid));
+        tasks.push(tokio::spawn(async move {
+            if args.retriever {
+                follow(&factory, &election, &recorder).await;
+            } else {
+                lead(&args, &factory, &backend, &election, &recorder, &ops, rng).await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Reports every leader of `election` the retrieval shows.
+async fn follow(factory: &ElectionFactory, election: &str, recorder: &Recorder) {
+    let name = factory
+        .new_election(election)
+        .expect("a valid election")
+        .name()
+        .clone();
+    let mut leaders = tenure::follow_election(factory.backend().clone(), name);
+    while let Some(leader) = leaders.next().await {
+        if let Ok(leader) = leader {
+            recorder.record(Event::Seen {
+                election: election.to_owned(),
+                term: leader.map(|l| l.term),
+            });
+        }
+    }
+}
+
+/// Campaigns, writes a few times while leading, resigns; again and again.
+async fn lead(
+    args: &ClientArgs,
+    factory: &ElectionFactory,
+    backend: &DynBackend,
+    election: &str,
+    recorder: &Recorder,
+    ops: &AtomicU64,
+    mut rng: Rng,
+) {
+    let contest = factory.new_election(election).expect("a valid election");
+    let key = register(election);
+    loop {
+        let leadership = match contest.campaign().await {
+            Ok(leadership) => leadership,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let term = leadership.term();
+        recorder.record(Event::Grant {
+            election: election.to_owned(),
+            term,
+        });
+        let watcher = {
+            let (leadership, recorder, election) =
+                (leadership.clone(), recorder.clone(), election.to_owned());
+            tokio::spawn(async move {
+                let reason = leadership.lost().await;
+                recorder.record(Event::Loss {
+                    election,
+                    term,
+                    reason: format!("{reason:?}"),
+                });
+            })
+        };
+        for _ in 0..rng.range(3, 20) {
+            if !args.unsafe_skip_fence && !leadership.is_held() {
+                break;
+            }
+            let read = match tokio::time::timeout(OP_TIMEOUT, backend.get(&key)).await {
+                Ok(Ok(read)) => read,
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let (read, condition) = match read {
+                None => (None, Condition::Absent),
+                Some(versioned) => match serde_json::from_slice::<Stored>(&versioned.value) {
+                    Ok(stored) => (Some(stored), Condition::Version(versioned.version)),
+                    Err(e) => panic!("the register of {election} holds a corrupted value: {e}"),
+                },
+            };
+            let op = ops.fetch_add(1, Ordering::SeqCst) + 1;
+            let write = Stored {
+                id: format!("{}/{}/{op}", args.name, std::process::id()),
+                term,
+                prev: read.as_ref().map(|r| r.id.clone()),
+                n: read.as_ref().map_or(1, |r| r.n + 1),
+            };
+            let value = serde_json::to_vec(&write).expect("serializes");
+            recorder.record(Event::Invoke {
+                op,
+                election: election.to_owned(),
+                read,
+                write,
+            });
+            let written = if args.unsafe_skip_fence {
+                tokio::time::timeout(OP_TIMEOUT, backend.put(&key, &value, condition, None)).await
+            } else {
+                tokio::time::timeout(OP_TIMEOUT, leadership.put_if(&key, &value, condition)).await
+            };
+            let (outcome, detail) = match written {
+                Ok(Ok(_)) => (Outcome::Ok, None),
+                Ok(Err(e @ Error::Fenced { .. })) => (Outcome::Fenced, Some(e.to_string())),
+                Ok(Err(
+                    e @ (Error::LeadershipLost { .. }
+                    | Error::VersionMismatch { .. }
+                    | Error::AlreadyExists { .. }),
+                )) => (Outcome::Refused, Some(e.to_string())),
+                Ok(Err(e)) => (Outcome::Unknown, Some(e.to_string())),
+                Err(_) => (Outcome::Unknown, Some("timed out".to_owned())),
+            };
+            recorder.record(Event::End {
+                op,
+                outcome,
+                detail,
+            });
+            tokio::time::sleep(Duration::from_millis(rng.range(5, 40))).await;
+        }
+        if leadership.is_held() {
+            let _ = tokio::time::timeout(OP_TIMEOUT, leadership.resign()).await;
+        }
+        // The loss is recorded when its signal fires; wait for it, so the next
+        // grant comes after it in this process's history.
+        let _ = tokio::time::timeout(OP_TIMEOUT, watcher).await;
+        tokio::time::sleep(Duration::from_millis(rng.range(0, 200))).await;
+    }
+}
