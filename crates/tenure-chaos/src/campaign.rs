@@ -468,7 +468,8 @@ async fn await_liveness(
     nemesis: &Recorder,
 ) -> (Vec<u64>, Vec<String>) {
     let deadline = Instant::now() + bound;
-    let elections = client::election_names(options.elections);
+    let mut elections = client::election_names(options.elections);
+    elections.push(crate::ha_work::HA.to_owned());
     let retrievers: Vec<String> = (0..options.retrievers).map(|i| format!("r{i}")).collect();
     let mut healed: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     loop {
@@ -541,6 +542,23 @@ async fn final_reads(options: &Options, servers: &Servers, dir: &Path) -> Result
             };
         recorder.record(Event::Final { election, value });
     }
+    let services = crate::ha_work::services(backend.clone());
+    let job = crate::ha_work::job();
+    let (counter, checkpoints) = loop {
+        let read = async {
+            let counter = services.checkpoint_id_counter(&job).get().await?;
+            let ids = services.checkpoint_store(&job).checkpoint_ids().await?;
+            Ok::<_, tenure::Error>((counter, ids))
+        };
+        match read.await {
+            Ok(read) => break read,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    recorder.record(Event::FinalHa {
+        counter,
+        checkpoints,
+    });
     let _ = backend.close().await;
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::history::{Event, Outcome, Recorder, Stored};
 use crate::rng::Rng;
 
 /// How long one operation may take before its outcome counts as unknown.
-const OP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a client process is told on its command line.
 #[derive(Clone, Debug)]
@@ -85,6 +85,19 @@ pub(crate) async fn run(args: ClientArgs) -> Result<(), String> {
                 follow(&factory, &election, &recorder).await;
             } else {
                 lead(&args, &factory, &backend, &election, &recorder, &ops, rng).await;
+            }
+        }));
+    }
+    // And the dispatcher of the HA services.
+    {
+        let (args, recorder, backend, ops) =
+            (args.clone(), recorder.clone(), backend.clone(), ops.clone());
+        let rng = Rng::new(args.seed ^ 0x4841 ^ u64::from(pid));
+        tasks.push(tokio::spawn(async move {
+            if args.retriever {
+                crate::ha_work::follow(backend, &recorder).await;
+            } else {
+                crate::ha_work::lead(&args.name, backend, &recorder, &ops, rng).await;
             }
         }));
     }
@@ -186,21 +199,12 @@ async fn lead(
             } else {
                 tokio::time::timeout(OP_TIMEOUT, leadership.put_if(&key, &value, condition)).await
             };
-            let (outcome, detail) = match written {
-                Ok(Ok(_)) => (Outcome::Ok, None),
-                Ok(Err(e @ Error::Fenced { .. })) => (Outcome::Fenced, Some(e.to_string())),
-                Ok(Err(
-                    e @ (Error::LeadershipLost { .. }
-                    | Error::VersionMismatch { .. }
-                    | Error::AlreadyExists { .. }),
-                )) => (Outcome::Refused, Some(e.to_string())),
-                Ok(Err(e)) => (Outcome::Unknown, Some(e.to_string())),
-                Err(_) => (Outcome::Unknown, Some("timed out".to_owned())),
-            };
+            let (outcome, detail) = outcome_of(written);
             recorder.record(Event::End {
                 op,
                 outcome,
                 detail,
+                value: None,
             });
             tokio::time::sleep(Duration::from_millis(rng.range(5, 40))).await;
         }
@@ -211,5 +215,23 @@ async fn lead(
         // grant comes after it in this process's history.
         let _ = tokio::time::timeout(OP_TIMEOUT, watcher).await;
         tokio::time::sleep(Duration::from_millis(rng.range(0, 200))).await;
+    }
+}
+
+/// How an operation that ran under [`OP_TIMEOUT`] ended, and the error's text.
+pub(crate) fn outcome_of<T>(
+    result: Result<tenure::Result<T>, tokio::time::error::Elapsed>,
+) -> (Outcome, Option<String>) {
+    match result {
+        Ok(Ok(_)) => (Outcome::Ok, None),
+        Ok(Err(e @ Error::Fenced { .. })) => (Outcome::Fenced, Some(e.to_string())),
+        Ok(Err(
+            e @ (Error::LeadershipLost { .. }
+            | Error::NotLeader { .. }
+            | Error::VersionMismatch { .. }
+            | Error::AlreadyExists { .. }),
+        )) => (Outcome::Refused, Some(e.to_string())),
+        Ok(Err(e)) => (Outcome::Unknown, Some(e.to_string())),
+        Err(_) => (Outcome::Unknown, Some("timed out".to_owned())),
     }
 }

@@ -83,12 +83,25 @@ pub(crate) enum Event {
         read: Option<Stored>,
         write: Stored,
     },
-    /// Operation `op` of this process ended.
+    /// A fenced write through the HA services began: `counter` (take a
+    /// checkpoint id) or `checkpoint` (add checkpoint `id` to the store).
+    HaInvoke {
+        op: u64,
+        election: String,
+        term: u64,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Operation `op` of this process ended (`value`: what it returned, the
+    /// checkpoint id a counter handed out).
     End {
         op: u64,
         outcome: Outcome,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<u64>,
     },
     /// A retriever saw `term` lead `election` (None: nobody).
     Seen { election: String, term: Option<u64> },
@@ -103,6 +116,9 @@ pub(crate) enum Event {
     Phase { name: String },
     /// Every election led again after the heal, `after_ns` after it began.
     Healed { election: String, after_ns: u64 },
+    /// The final read of the HA stores: the counter's next id and the ids
+    /// of the checkpoints the store keeps.
+    FinalHa { counter: u64, checkpoints: Vec<u64> },
     /// The final read of an election's register.
     Final {
         election: String,

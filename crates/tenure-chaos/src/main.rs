@@ -14,6 +14,7 @@
 mod campaign;
 mod checker;
 mod client;
+mod ha_work;
 mod history;
 mod proxy;
 mod report;

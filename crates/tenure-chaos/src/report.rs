@@ -25,6 +25,7 @@ pub(crate) struct Summary {
     pub(crate) faults_total: u64,
     pub(crate) grants: u64,
     pub(crate) writes: BTreeMap<String, u64>,
+    pub(crate) ha_writes: BTreeMap<String, u64>,
     pub(crate) retrievals_seen: u64,
     pub(crate) unknown: u64,
     pub(crate) unknown_applied: u64,
@@ -64,6 +65,7 @@ impl Summary {
             faults: outcome.faults.clone(),
             grants: analysis.grants,
             writes: analysis.writes,
+            ha_writes: analysis.ha_writes,
             retrievals_seen: analysis.seen,
             unknown: analysis.unknown,
             unknown_applied: analysis.unknown_applied,
@@ -96,6 +98,9 @@ impl Summary {
         let _ = writeln!(out, "  {:<20} {:>7}", "grants", self.grants);
         for (outcome, n) in &self.writes {
             let _ = writeln!(out, "  {:<20} {n:>7}", format!("write {outcome}"));
+        }
+        for (what, n) in &self.ha_writes {
+            let _ = writeln!(out, "  {:<20} {n:>7}", format!("HA {what}"));
         }
         let _ = writeln!(
             out,

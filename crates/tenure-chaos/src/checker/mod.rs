@@ -40,6 +40,8 @@ pub(crate) struct Analysis {
     /// Writes by outcome (unknown ones as resolved: `unknown` is what
     /// remained unknown, which the final reads always resolve).
     pub(crate) writes: BTreeMap<String, u64>,
+    /// HA writes by action and outcome.
+    pub(crate) ha_writes: BTreeMap<String, u64>,
     /// Grants seen, over all elections.
     pub(crate) grants: u64,
     /// Leader changes seen by retrievers.
@@ -65,6 +67,24 @@ struct Op {
     end: Option<Record>,
 }
 
+/// A fenced write through the HA services.
+struct HaOp {
+    invoke: Record,
+    term: u64,
+    action: String,
+    /// The checkpoint's id (`checkpoint`), or the id handed out (`counter`).
+    id: Option<u64>,
+    outcome: Outcome,
+    end: Option<Record>,
+}
+
+/// Where an operation's `End` goes.
+#[derive(Clone, Copy)]
+enum Open {
+    Register(usize),
+    Ha(usize),
+}
+
 struct Grant {
     life: Life,
     record: Record,
@@ -86,7 +106,9 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
     // Walk once: lives, operations, grants, retrievals, final values.
     let mut life_of: HashMap<String, u32> = HashMap::new();
     let mut ops: Vec<Op> = Vec::new();
-    let mut open_ops: HashMap<(Life, u64), usize> = HashMap::new();
+    let mut ha_ops: Vec<HaOp> = Vec::new();
+    let mut final_ha: Option<(Record, u64, Vec<u64>)> = None;
+    let mut open_ops: HashMap<(Life, u64), Open> = HashMap::new();
     let mut grants: Vec<Grant> = Vec::new();
     let mut open_grants: HashMap<(Life, String, u64), usize> = HashMap::new();
     let mut finals: HashMap<String, (Record, Option<Stored>)> = HashMap::new();
@@ -133,7 +155,7 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
                 read,
                 write,
             } => {
-                open_ops.insert((life, *op), ops.len());
+                open_ops.insert((life, *op), Open::Register(ops.len()));
                 ops.push(Op {
                     invoke: record.clone(),
                     election: election.clone(),
@@ -143,12 +165,43 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
                     end: None,
                 });
             }
-            Event::End { op, outcome, .. } => {
-                if let Some(&i) = open_ops.get(&(life, *op)) {
+            Event::HaInvoke {
+                op,
+                term,
+                action,
+                id,
+                ..
+            } => {
+                open_ops.insert((life, *op), Open::Ha(ha_ops.len()));
+                ha_ops.push(HaOp {
+                    invoke: record.clone(),
+                    term: *term,
+                    action: action.clone(),
+                    id: *id,
+                    outcome: Outcome::Unknown,
+                    end: None,
+                });
+            }
+            Event::End {
+                op, outcome, value, ..
+            } => match open_ops.get(&(life, *op)) {
+                Some(&Open::Register(i)) => {
                     ops[i].outcome = *outcome;
                     ops[i].end = Some(record.clone());
                 }
-            }
+                Some(&Open::Ha(i)) => {
+                    ha_ops[i].outcome = *outcome;
+                    ha_ops[i].end = Some(record.clone());
+                    if ha_ops[i].action == "counter" {
+                        ha_ops[i].id = *value;
+                    }
+                }
+                None => {}
+            },
+            Event::FinalHa {
+                counter,
+                checkpoints,
+            } => final_ha = Some((record.clone(), *counter, checkpoints.clone())),
             Event::Seen { election, term } => {
                 analysis.seen += 1;
                 if let Some(term) = term {
@@ -181,6 +234,7 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
     check_stale_writes(&ops, &grants, &mut analysis);
     check_overlaps(&grants, &frozen, margin_ns, &mut analysis);
     check_lost_writes(&ops, &finals, &mut analysis);
+    check_ha(&ha_ops, &grants, final_ha.as_ref(), &mut analysis);
     analysis
 }
 
@@ -383,6 +437,128 @@ fn check_lost_writes(
             });
         }
     }
+}
+
+/// Invariants 1, 4 and 6 for the HA stores: no write accepted under a
+/// superseded term; checkpoint ids never handed out twice; every acknowledged
+/// checkpoint kept unless `RETAINED` newer ones replaced it; unknown
+/// outcomes resolved by the final read.
+fn check_ha(
+    ops: &[HaOp],
+    grants: &[Grant],
+    final_ha: Option<&(Record, u64, Vec<u64>)>,
+    analysis: &mut Analysis,
+) {
+    let records = |op: &HaOp| {
+        let mut records = vec![op.invoke.clone()];
+        records.extend(op.end.clone());
+        records
+    };
+    let mut handed_out: HashMap<u64, &HaOp> = HashMap::new();
+    for op in ops {
+        let outcome = match op.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Fenced => "fenced",
+            Outcome::Refused => "refused",
+            Outcome::Unknown => "unknown",
+        };
+        *analysis
+            .ha_writes
+            .entry(format!("{} {outcome}", op.action))
+            .or_default() += 1;
+        if op.outcome != Outcome::Ok {
+            continue;
+        }
+        let newer = grants.iter().find(|g| {
+            g.election == crate::ha_work::HA && g.term > op.term && g.start < op.invoke.t
+        });
+        if let Some(grant) = newer {
+            let mut shown = vec![grant.record.clone()];
+            shown.extend(records(op));
+            analysis.violations.push(Violation {
+                invariant: 1,
+                what: format!(
+                    "a {} write under term {} was accepted after term {} was granted to {}",
+                    op.action, op.term, grant.term, grant.life.0
+                ),
+                records: shown,
+            });
+        }
+        if op.action == "counter" {
+            if let Some(id) = op.id {
+                if let Some(other) = handed_out.insert(id, op) {
+                    let mut shown = records(other);
+                    shown.extend(records(op));
+                    analysis.violations.push(Violation {
+                        invariant: 4,
+                        what: format!("checkpoint id {id} was handed out twice"),
+                        records: shown,
+                    });
+                }
+            }
+        }
+    }
+    let Some((final_record, counter, kept)) = final_ha else {
+        return;
+    };
+    let retained = crate::ha_work::RETAINED;
+    if kept.len() > retained {
+        analysis.violations.push(Violation {
+            invariant: 4,
+            what: format!(
+                "the checkpoint store keeps {} checkpoints, not {retained}",
+                kept.len()
+            ),
+            records: vec![final_record.clone()],
+        });
+    }
+    for op in ops.iter().filter(|op| op.action == "checkpoint") {
+        let Some(id) = op.id else { continue };
+        let present = kept.contains(&id);
+        let replaced = kept.iter().filter(|&&k| k > id).count() >= retained;
+        match op.outcome {
+            Outcome::Ok if !present && !replaced => {
+                let mut shown = records(op);
+                shown.push(final_record.clone());
+                analysis.violations.push(Violation {
+                    invariant: 4,
+                    what: format!("acknowledged checkpoint {id} is lost"),
+                    records: shown,
+                });
+            }
+            Outcome::Unknown => {
+                analysis.unknown += 1;
+                if present {
+                    analysis.unknown_applied += 1;
+                } else {
+                    analysis.unknown_not_applied += 1;
+                }
+            }
+            _ => {}
+        }
+        if op.outcome == Outcome::Ok {
+            if let Some(&max) = handed_out.keys().max() {
+                if *counter <= max {
+                    analysis.violations.push(Violation {
+                        invariant: 4,
+                        what: format!("the counter went back to {counter} after handing out {max}"),
+                        records: vec![final_record.clone()],
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    // Unknown increments: how many were applied follows from the final count.
+    let unknown = ops
+        .iter()
+        .filter(|op| op.action == "counter" && op.outcome == Outcome::Unknown)
+        .count() as u64;
+    let taken = counter.saturating_sub(tenure::ha::INITIAL_CHECKPOINT_ID);
+    let applied = taken.saturating_sub(handed_out.len() as u64).min(unknown);
+    analysis.unknown += unknown;
+    analysis.unknown_applied += applied;
+    analysis.unknown_not_applied += unknown - applied;
 }
 
 fn op_records(op: &Op) -> Vec<Record> {

@@ -78,6 +78,7 @@ fn write(
                 op,
                 outcome,
                 detail: None,
+                value: None,
             },
         ));
     }
@@ -258,4 +259,86 @@ fn unknown_outcomes_are_resolved_by_the_final_read() {
         ),
         (2, 1, 1)
     );
+}
+
+fn ha(
+    t: u64,
+    p: &str,
+    op: u64,
+    term: u64,
+    action: &str,
+    id: Option<u64>,
+    outcome: Outcome,
+) -> Vec<Record> {
+    vec![
+        at(
+            t,
+            p,
+            Event::HaInvoke {
+                op,
+                election: "ha".into(),
+                term,
+                action: action.into(),
+                id: if action == "checkpoint" { id } else { None },
+            },
+        ),
+        at(
+            t + 1,
+            p,
+            Event::End {
+                op,
+                outcome,
+                detail: None,
+                value: if action == "counter" { id } else { None },
+            },
+        ),
+    ]
+}
+
+fn final_ha(counter: u64, checkpoints: &[u64]) -> Record {
+    at(
+        30,
+        "final",
+        Event::FinalHa {
+            counter,
+            checkpoints: checkpoints.to_vec(),
+        },
+    )
+}
+
+fn ha_grant(t: u64, p: &str, term: u64) -> Record {
+    at(
+        t,
+        p,
+        Event::Grant {
+            election: "ha".into(),
+            term,
+        },
+    )
+}
+
+#[test]
+fn the_ha_stores_are_checked_too() {
+    let mut h = vec![start(0, "c0", 1), start(0, "c1", 2), ha_grant(1, "c0", 4)];
+    h.extend(ha(2, "c0", 1, 4, "counter", Some(1), Outcome::Ok));
+    h.extend(ha(4, "c0", 2, 4, "checkpoint", Some(1), Outcome::Ok));
+    h.push(final_ha(2, &[1]));
+    assert!(invariants(&h).is_empty(), "{:?}", invariants(&h));
+
+    // The same id handed out twice.
+    let mut twice = h.clone();
+    twice.extend(ha(6, "c1", 1, 4, "counter", Some(1), Outcome::Ok));
+    assert!(invariants(&twice).contains(&4));
+
+    // An acknowledged checkpoint missing from the store.
+    let mut lost = h.clone();
+    lost.retain(|r| !matches!(r.ev, Event::FinalHa { .. }));
+    lost.push(final_ha(2, &[]));
+    assert!(invariants(&lost).contains(&4));
+
+    // A write accepted after a newer term was granted.
+    let mut stale = h.clone();
+    stale.push(ha_grant(7, "c1", 9));
+    stale.extend(ha(8, "c0", 3, 4, "counter", Some(2), Outcome::Ok));
+    assert!(invariants(&stale).contains(&1));
 }
