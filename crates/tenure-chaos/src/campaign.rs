@@ -100,6 +100,14 @@ impl Procs {
         if proc.retriever {
             command.arg("--retriever");
         }
+        // SAFETY: prctl is async-signal-safe; the child dies with this
+        // process, however it ends, and leaves no client behind.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         if self.options.unsafe_skip_fence {
             command.arg("--unsafe-skip-fence");
         }
