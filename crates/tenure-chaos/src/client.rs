@@ -146,22 +146,7 @@ async fn lead(
             }
         };
         let term = leadership.term();
-        recorder.record(Event::Grant {
-            election: election.to_owned(),
-            term,
-        });
-        let watcher = {
-            let (leadership, recorder, election) =
-                (leadership.clone(), recorder.clone(), election.to_owned());
-            tokio::spawn(async move {
-                let reason = leadership.lost().await;
-                recorder.record(Event::Loss {
-                    election,
-                    term,
-                    reason: format!("{reason:?}"),
-                });
-            })
-        };
+        let watcher = record_grant(recorder, election, &leadership);
         for _ in 0..rng.range(3, 20) {
             if !args.unsafe_skip_fence && !leadership.is_held() {
                 break;
@@ -234,4 +219,28 @@ pub(crate) fn outcome_of<T>(
         Ok(Err(e)) => (Outcome::Unknown, Some(e.to_string())),
         Err(_) => (Outcome::Unknown, Some("timed out".to_owned())),
     }
+}
+
+/// Records the grant of `leadership` of `election`, and its loss when the
+/// signal fires (the returned task ends then).
+pub(crate) fn record_grant(
+    recorder: &Recorder,
+    election: &str,
+    leadership: &tenure::Leadership,
+) -> tokio::task::JoinHandle<()> {
+    let term = leadership.term();
+    recorder.record(Event::Grant {
+        election: election.to_owned(),
+        term,
+    });
+    let (leadership, recorder, election) =
+        (leadership.clone(), recorder.clone(), election.to_owned());
+    tokio::spawn(async move {
+        let reason = leadership.lost().await;
+        recorder.record(Event::Loss {
+            election,
+            term,
+            reason: format!("{reason:?}"),
+        });
+    })
 }

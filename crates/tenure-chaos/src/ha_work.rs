@@ -14,7 +14,7 @@ use tenure::{DynBackend, Error, LeaderContender};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::client::{outcome_of, OP_TIMEOUT};
+use crate::client::{outcome_of, record_grant, OP_TIMEOUT};
 use crate::history::{Event, Recorder};
 use crate::rng::Rng;
 
@@ -79,73 +79,80 @@ pub(crate) async fn lead(
             }
         };
         let term = fence.term();
-        recorder.record(Event::Grant {
-            election: HA.to_owned(),
-            term,
-        });
-        let watcher = {
-            let (fence, recorder) = (fence.clone(), recorder.clone());
-            tokio::spawn(async move {
-                let reason = fence.lost().await;
-                recorder.record(Event::Loss {
-                    election: HA.to_owned(),
-                    term,
-                    reason: format!("{reason:?}"),
-                });
-            })
-        };
+        let watcher = record_grant(recorder, HA, &fence);
         let _ = tokio::time::timeout(OP_TIMEOUT, dispatcher.confirm_leadership(session, &address))
             .await;
         for _ in 0..rng.range(2, 8) {
             if !fence.is_held() {
                 break;
             }
-            let op = ops.fetch_add(1, Ordering::SeqCst) + 1;
-            recorder.record(Event::HaInvoke {
-                op,
-                election: HA.to_owned(),
+            let log = Log {
+                recorder,
+                ops,
                 term,
-                action: "counter".into(),
-                id: None,
-            });
-            let taken = tokio::time::timeout(OP_TIMEOUT, counter.get_and_increment(&fence)).await;
-            let id = taken.as_ref().ok().and_then(|r| r.as_ref().ok()).copied();
-            let (outcome, detail) = outcome_of(taken);
-            recorder.record(Event::End {
-                op,
-                outcome,
-                detail,
-                value: id,
-            });
-            let Some(id) = id else {
+            };
+            let taken = log
+                .op("counter", None, async {
+                    counter.get_and_increment(&fence).await.map(Some)
+                })
+                .await;
+            let Some(id) = taken else {
                 continue;
             };
-            let op = ops.fetch_add(1, Ordering::SeqCst) + 1;
-            recorder.record(Event::HaInvoke {
-                op,
-                election: HA.to_owned(),
-                term,
-                action: "checkpoint".into(),
-                id: Some(id),
-            });
             let checkpoint = CompletedCheckpoint {
                 checkpoint_id: id,
                 data: format!("checkpoint {id} by {address}").into_bytes(),
             };
-            let added = tokio::time::timeout(OP_TIMEOUT, store.add(&fence, &checkpoint)).await;
-            let (outcome, detail) = outcome_of(added);
-            recorder.record(Event::End {
-                op,
-                outcome,
-                detail,
-                value: None,
-            });
+            log.op("checkpoint", Some(id), async {
+                store.add(&fence, &checkpoint).await.map(|()| None)
+            })
+            .await;
             tokio::time::sleep(Duration::from_millis(rng.range(5, 40))).await;
         }
         // Hand over: closing the election gives leadership up.
         dispatcher.close().await;
         let _ = tokio::time::timeout(OP_TIMEOUT, watcher).await;
         tokio::time::sleep(Duration::from_millis(rng.range(0, 200))).await;
+    }
+}
+
+/// Records the HA operations of one leadership.
+struct Log<'a> {
+    recorder: &'a Recorder,
+    ops: &'a AtomicU64,
+    term: u64,
+}
+
+impl Log<'_> {
+    /// Runs `write` (bounded by [`OP_TIMEOUT`]) as operation `action` on
+    /// checkpoint `id`, recorded before and after; returns what it returned.
+    async fn op(
+        &self,
+        action: &str,
+        id: Option<u64>,
+        write: impl std::future::Future<Output = tenure::Result<Option<u64>>>,
+    ) -> Option<u64> {
+        let op = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        self.recorder.record(Event::HaInvoke {
+            op,
+            election: HA.to_owned(),
+            term: self.term,
+            action: action.to_owned(),
+            id,
+        });
+        let done = tokio::time::timeout(OP_TIMEOUT, write).await;
+        let value = done
+            .as_ref()
+            .ok()
+            .and_then(|r| r.as_ref().ok().copied().flatten());
+        let (outcome, detail) = outcome_of(done);
+        self.recorder.record(Event::End {
+            op,
+            outcome,
+            detail,
+            value,
+        });
+        value
     }
 }
 

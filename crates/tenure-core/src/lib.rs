@@ -79,6 +79,7 @@
 //! `[A-Za-z0-9._-]`, not `.` or `..`.
 
 pub mod backend;
+pub mod checksum;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod election;

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
+use tenure_core::checksum::crc32;
 use tenure_core::Error;
 
 const MAGIC: &str = "tenure-local-state";
@@ -182,57 +183,23 @@ impl State {
     }
 }
 
-/// CRC-32 (IEEE), bitwise: the state file is small and written rarely.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (!(crc & 1)).wrapping_add(1));
-        }
-    }
-    !crc
-}
-
 /// Bytes as lower-case hex strings in JSON.
 mod hex {
     use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use tenure_core::checksum::{from_hex, to_hex};
 
     pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            out.push(DIGITS[usize::from(b >> 4)] as char);
-            out.push(DIGITS[usize::from(b & 15)] as char);
-        }
-        s.serialize_str(&out)
+        s.serialize_str(&to_hex(bytes))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        if text.len() % 2 != 0 {
-            return Err(D::Error::custom("odd-length hex"));
-        }
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            _ => Err(D::Error::custom("invalid hex digit")),
-        };
-        text.as_bytes()
-            .chunks(2)
-            .map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?))
-            .collect()
+        from_hex(<&str>::deserialize(d)?).ok_or_else(|| D::Error::custom("invalid hex"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-    }
 
     #[test]
     fn round_trips_and_detects_damage() {

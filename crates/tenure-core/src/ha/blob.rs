@@ -24,8 +24,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::checksum::crc32;
 use super::JobId;
+use crate::checksum::crc32;
 use crate::error::{Error, Result};
 use crate::name::{validate_id, Id};
 

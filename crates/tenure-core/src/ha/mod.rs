@@ -122,7 +122,6 @@
 
 mod blob;
 mod checkpoints;
-mod checksum;
 mod cleanup;
 mod context;
 mod counter;

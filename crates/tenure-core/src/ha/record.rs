@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::blob::BlobPointer;
-use super::checksum::{crc32, from_hex, to_hex};
+use crate::checksum::{crc32, from_hex, to_hex};
 use crate::error::{Error, Result};
 
 const FORMAT: &str = "tenure-ha";

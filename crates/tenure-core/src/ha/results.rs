@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::checksum::{from_hex, to_hex};
 use super::context::Context;
 use super::layout::last_segment;
 use super::record;
 use super::JobId;
 use crate::backend::Condition;
+use crate::checksum::{from_hex, to_hex};
 use crate::error::{Error, Result};
 use crate::leadership::Leadership;
 

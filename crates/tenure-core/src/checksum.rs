@@ -1,5 +1,15 @@
 //! CRC-32 (IEEE 802.3, the zlib / gzip polynomial) and hex, written out to keep
-//! the core crate free of dependencies for a few lines of code.
+//! the core crate free of dependencies for a few lines of code: what the HA
+//! stores and the local backend's state file use to catch damaged records.
+//!
+//! ```
+//! use tenure_core::checksum::{crc32, from_hex, to_hex};
+//!
+//! assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+//! assert_eq!(to_hex(&[0xca, 0xfe]), "cafe");
+//! assert_eq!(from_hex("CAFE"), Some(vec![0xca, 0xfe]));
+//! assert_eq!(from_hex("caf"), None);
+//! ```
 
 const fn table() -> [u32; 256] {
     let mut table = [0u32; 256];
@@ -24,7 +34,7 @@ const fn table() -> [u32; 256] {
 static TABLE: [u32; 256] = table();
 
 /// The CRC-32 of `data`.
-pub(crate) fn crc32(data: &[u8]) -> u32 {
+pub fn crc32(data: &[u8]) -> u32 {
     let mut c = !0u32;
     for &b in data {
         c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
@@ -33,7 +43,7 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 }
 
 /// Lower-case hex.
-pub(crate) fn to_hex(data: &[u8]) -> String {
+pub fn to_hex(data: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(data.len() * 2);
     for &b in data {
@@ -44,7 +54,7 @@ pub(crate) fn to_hex(data: &[u8]) -> String {
 }
 
 /// Parses lower- or upper-case hex; `None` if it is not hex.
-pub(crate) fn from_hex(text: &str) -> Option<Vec<u8>> {
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     fn digit(b: u8) -> Option<u8> {
         match b {
             b'0'..=b'9' => Some(b - b'0'),
