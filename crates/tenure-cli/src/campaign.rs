@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tenure::{DynBackend, ElectionFactory, ElectionOptions, Path, Result};
+use tenure::{DynBackend, Path, Result};
 use tokio::io::AsyncReadExt;
 
 use crate::common::{self, signal_name, Signals};
@@ -43,14 +43,7 @@ not resign within --timeout; 64 bad input; 69 backend unavailable.";
 pub(crate) async fn campaign(args: CampaignArgs) -> Result<u8> {
     let mut signals = Signals::new()?;
     let candidate = &args.candidate;
-    let backend = common::connect(&candidate.backend.backend, candidate.ttl).await?;
-    let id = candidate.id.clone().unwrap_or_else(common::default_id);
-    let options = ElectionOptions {
-        candidate_id: Some(id.clone()),
-        ..ElectionOptions::default()
-    };
-    let election = ElectionFactory::with_options(backend.clone(), options)
-        .new_election(&candidate.election)?;
+    let (backend, id, election) = candidate.join().await?;
     let name = candidate.election.as_str();
     let mut stdin_closed = std::pin::pin!(stdin_closed());
     let outcome = async {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tenure::{DynBackend, Error, Result};
+use tenure::{DynBackend, Election, ElectionFactory, ElectionOptions, Error, Result};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Connects to `url`, with the session TTL set to `ttl` when given (for backends
@@ -18,6 +18,22 @@ pub(crate) async fn connect(url: &str, ttl: Option<Duration>) -> Result<DynBacke
     let backend = tenure::connect(&url).await?;
     tokio::spawn(tenure::observe::watch_session(backend.clone()));
     Ok(backend)
+}
+
+impl crate::CandidateArgs {
+    /// Connects, and returns the backend, this candidate's id and its
+    /// election (not campaigning yet).
+    pub(crate) async fn join(&self) -> Result<(DynBackend, String, Election)> {
+        let backend = connect(&self.backend.backend, self.ttl).await?;
+        let id = self.id.clone().unwrap_or_else(default_id);
+        let options = ElectionOptions {
+            candidate_id: Some(id.clone()),
+            ..ElectionOptions::default()
+        };
+        let election =
+            ElectionFactory::with_options(backend.clone(), options).new_election(&self.election)?;
+        Ok((backend, id, election))
+    }
 }
 
 /// The default candidate id: `HOSTNAME-PID`, reduced to the id alphabet.

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use tenure::{DynBackend, ElectionFactory, ElectionOptions, Leadership, LossReason, Result};
+use tenure::{DynBackend, Leadership, LossReason, Result};
 use tokio::time::Instant;
 
 use crate::child::Child;
@@ -81,15 +81,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8> {
     if let Some(addr) = args.metrics_addr {
         metrics_http::serve(addr).await?;
     }
-    let candidate = &args.candidate;
-    let backend = common::connect(&candidate.backend.backend, candidate.ttl).await?;
-    let id = candidate.id.clone().unwrap_or_else(common::default_id);
-    let options = ElectionOptions {
-        candidate_id: Some(id.clone()),
-        ..ElectionOptions::default()
-    };
-    let election = ElectionFactory::with_options(backend.clone(), options)
-        .new_election(&candidate.election)?;
+    let (backend, id, election) = args.candidate.join().await?;
     let outcome = supervise(&args, &id, &backend, &election, &mut signals).await;
     election.close().await;
     let _ = backend.close().await;
@@ -377,7 +369,7 @@ mod tests {
         let cluster = tenure::MemoryCluster::new();
         let client = cluster.client_with_ttl(Duration::from_secs(3));
         let backend: DynBackend = std::sync::Arc::new(client.clone());
-        let election = ElectionFactory::new(backend.clone())
+        let election = tenure::ElectionFactory::new(backend.clone())
             .new_election("jobs")
             .unwrap();
         let leadership = election.campaign().await.unwrap();

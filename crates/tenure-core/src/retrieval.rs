@@ -87,13 +87,7 @@ impl LeaderRetrieval {
             self.elections.clone(),
             tx,
         ));
-        let guard = AbortOnDrop(task);
-        let mut rx = rx;
-        futures_util::stream::poll_fn(move |cx| {
-            let _keep = &guard;
-            rx.poll_recv(cx)
-        })
-        .boxed()
+        task_stream(task, rx)
     }
 
     /// Calls `listener` with the leader now and after every change, until the
@@ -131,6 +125,19 @@ impl Drop for RetrievalHandle {
             task.abort();
         }
     }
+}
+
+/// What `task` sends on `rx`, as a stream that stops the task when dropped.
+fn task_stream<T: Send + 'static>(
+    task: JoinHandle<()>,
+    mut rx: mpsc::UnboundedReceiver<T>,
+) -> BoxStream<'static, T> {
+    let guard = AbortOnDrop(task);
+    futures_util::stream::poll_fn(move |cx| {
+        let _keep = &guard;
+        rx.poll_recv(cx)
+    })
+    .boxed()
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -185,13 +192,7 @@ pub fn follow_election(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    let guard = AbortOnDrop(task);
-    let mut rx = rx;
-    futures_util::stream::poll_fn(move |cx| {
-        let _keep = &guard;
-        rx.poll_recv(cx)
-    })
-    .boxed()
+    task_stream(task, rx)
 }
 
 type Tx = mpsc::UnboundedSender<Result<Option<LeaderInfo>>>;

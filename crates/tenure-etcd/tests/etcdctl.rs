@@ -17,10 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tenure_core::{
-    follow_election, DynBackend, Election, ElectionFactory, ElectionOptions, LeaderRecord,
-    Leadership, Path,
-};
+use tenure_core::conformance::cases::election;
+use tenure_core::{follow_election, DynBackend, Election, LeaderRecord, Leadership, Path};
 use tenure_etcd::{EtcdBackend, EtcdConfig};
 use tenure_testkit::EtcdCluster;
 use tokio::sync::mpsc;
@@ -55,18 +53,6 @@ async fn connect(etcd: &EtcdCluster) -> DynBackend {
         .await
         .expect("connect to etcd");
     Arc::new(backend)
-}
-
-fn election(backend: &DynBackend, name: &str, candidate: &str) -> Election {
-    ElectionFactory::with_options(
-        backend.clone(),
-        ElectionOptions {
-            candidate_id: Some(candidate.to_owned()),
-            ..ElectionOptions::default()
-        },
-    )
-    .new_election(name)
-    .expect("a valid election name")
 }
 
 /// Waits until `name` has exactly `n` candidates (tenure's and etcdctl's both

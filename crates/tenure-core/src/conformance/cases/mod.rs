@@ -45,7 +45,8 @@ async fn clients(cluster: &dyn TestCluster, n: usize) -> Vec<DynBackend> {
     out
 }
 
-fn election(backend: &DynBackend, name: &str, candidate: &str) -> Election {
+/// The election `name` on `backend`, campaigning as `candidate`.
+pub fn election(backend: &DynBackend, name: &str, candidate: &str) -> Election {
     ElectionFactory::with_options(
         backend.clone(),
         ElectionOptions {
