@@ -51,6 +51,8 @@ pub(crate) const KINDS: &[(&str, u64, bool)] = &[
     ("member-kill", 1, true),
     ("leader-kill", 1, true),
     ("member-pause", 1, true),
+    ("member-partition", 1, true),
+    ("member-delay", 1, true),
     ("quorum-loss", 1, true),
 ];
 
@@ -146,7 +148,8 @@ pub(crate) async fn run(options: Options) -> Result<Outcome, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let backend = options.backend;
-    let servers = tokio::task::spawn_blocking(move || Servers::start(backend))
+    let runtime = tokio::runtime::Handle::current();
+    let servers = tokio::task::spawn_blocking(move || Servers::start(backend, runtime))
         .await
         .map_err(|e| e.to_string())??;
     let nemesis =
@@ -211,6 +214,9 @@ pub(crate) async fn run(options: Options) -> Result<Outcome, String> {
                 proxy.set(Mode::Pass);
             }
         }
+    }
+    for member in 0..servers.members() {
+        servers.set_peer_mode(member, Mode::Pass);
     }
     let healing = servers.clone();
     tokio::task::spawn_blocking(move || healing.restart_all())
@@ -438,16 +444,22 @@ async fn member_fault(
     );
     record(&label, false);
     for &victim in &victims {
-        if kind == "member-pause" {
-            servers.pause(victim);
-        } else {
-            servers.kill(victim);
+        match kind {
+            "member-pause" => servers.pause(victim),
+            // The other members' traffic to it is held, or slowed: it still
+            // reaches them, they no longer reach it (in time).
+            "member-partition" => servers.set_peer_mode(victim, Mode::Blackhole),
+            "member-delay" => {
+                servers.set_peer_mode(victim, Mode::Delay(Duration::from_millis(millis / 10)));
+            }
+            _ => servers.kill(victim),
         }
     }
     tokio::time::sleep(Duration::from_millis(millis)).await;
-    if kind == "member-pause" {
+    if matches!(kind, "member-pause" | "member-partition" | "member-delay") {
         for &victim in &victims {
             servers.resume(victim);
+            servers.set_peer_mode(victim, Mode::Pass);
         }
     } else {
         let servers = servers.clone();

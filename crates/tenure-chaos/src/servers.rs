@@ -3,10 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tenure_testkit::{EtcdCluster, ZkCluster};
+use tenure_testkit::{EtcdCluster, EtcdOptions, PeerRoute, ZkCluster, ZkOptions};
+use tokio::runtime::Handle;
+
+use crate::proxy::{Mode, Proxy};
 
 /// Which backend a campaign runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,29 +43,75 @@ impl BackendKind {
 pub(crate) enum Servers {
     /// Local: a directory, no server.
     None,
-    Etcd(Arc<EtcdCluster>),
-    ZooKeeper(Arc<ZkCluster>),
+    Etcd(Arc<EtcdCluster>, PeerProxies),
+    ZooKeeper(Arc<ZkCluster>, PeerProxies),
 }
 
+/// The fault proxies members reach each other through, by the port each
+/// forwards to.
+pub(crate) type PeerProxies = Arc<Mutex<Vec<(u16, Proxy)>>>;
+
 impl Servers {
-    /// Starts what `kind` needs: three members, on loopback.
-    pub(crate) fn start(kind: BackendKind) -> Result<Self, String> {
+    /// Starts what `kind` needs: three members on loopback, reaching each
+    /// other through fault proxies. Call it off the runtime (the proxies are
+    /// started on `runtime`).
+    pub(crate) fn start(kind: BackendKind, runtime: Handle) -> Result<Self, String> {
+        let proxies: PeerProxies = Arc::default();
+        let route = {
+            let proxies = proxies.clone();
+            PeerRoute::new(move |port| {
+                let target = SocketAddr::from(([127, 0, 0, 1], port));
+                let proxy = runtime.block_on(Proxy::start(target))?;
+                let routed = proxy.addr.port();
+                proxies.lock().unwrap().push((port, proxy));
+                Ok(routed)
+            })
+        };
         Ok(match kind {
             BackendKind::Local => Servers::None,
-            BackendKind::Etcd => Servers::Etcd(Arc::new(
-                EtcdCluster::cluster(3).map_err(|e| e.to_string())?,
-            )),
+            BackendKind::Etcd => {
+                let options = EtcdOptions {
+                    members: 3,
+                    peer_route: Some(route),
+                    ..EtcdOptions::default()
+                };
+                let cluster = EtcdCluster::start(options).map_err(|e| e.to_string())?;
+                Servers::Etcd(Arc::new(cluster), proxies)
+            }
             BackendKind::ZooKeeper => {
-                Servers::ZooKeeper(Arc::new(ZkCluster::ensemble(3).map_err(|e| e.to_string())?))
+                let options = ZkOptions {
+                    servers: 3,
+                    peer_route: Some(route),
+                    ..ZkOptions::default()
+                };
+                let ensemble = ZkCluster::start(options).map_err(|e| e.to_string())?;
+                Servers::ZooKeeper(Arc::new(ensemble), proxies)
             }
         })
+    }
+
+    /// Sets what happens to the traffic other members send to `member`.
+    pub(crate) fn set_peer_mode(&self, member: usize, mode: Mode) {
+        let (ports, proxies) = match self {
+            Servers::None => return,
+            Servers::Etcd(g, proxies) => (vec![g.member(member).ports.peer], proxies),
+            Servers::ZooKeeper(g, proxies) => {
+                let ports = g.member(member).ports;
+                (vec![ports.quorum, ports.election], proxies)
+            }
+        };
+        for (port, proxy) in proxies.lock().unwrap().iter() {
+            if ports.contains(port) {
+                proxy.set(mode);
+            }
+        }
     }
 
     pub(crate) fn members(&self) -> usize {
         match self {
             Servers::None => 0,
-            Servers::Etcd(g) => g.members(),
-            Servers::ZooKeeper(g) => g.members(),
+            Servers::Etcd(g, _) => g.members(),
+            Servers::ZooKeeper(g, _) => g.members(),
         }
     }
 
@@ -70,8 +119,8 @@ impl Servers {
     pub(crate) fn addr(&self, member: usize) -> SocketAddr {
         match self {
             Servers::None => unreachable!("local has no servers"),
-            Servers::Etcd(g) => g.endpoints()[member].parse().expect("host:port"),
-            Servers::ZooKeeper(g) => g.client_addr(member),
+            Servers::Etcd(g, _) => g.endpoints()[member].parse().expect("host:port"),
+            Servers::ZooKeeper(g, _) => g.client_addr(member),
         }
     }
 
@@ -103,32 +152,32 @@ impl Servers {
     pub(crate) fn leader(&self) -> Option<usize> {
         match self {
             Servers::None => None,
-            Servers::Etcd(g) => g.leader(),
-            Servers::ZooKeeper(g) => g.leader(),
+            Servers::Etcd(g, _) => g.leader(),
+            Servers::ZooKeeper(g, _) => g.leader(),
         }
     }
 
     pub(crate) fn kill(&self, member: usize) {
         match self {
             Servers::None => {}
-            Servers::Etcd(g) => g.kill(member),
-            Servers::ZooKeeper(g) => g.kill(member),
+            Servers::Etcd(g, _) => g.kill(member),
+            Servers::ZooKeeper(g, _) => g.kill(member),
         }
     }
 
     pub(crate) fn pause(&self, member: usize) {
         match self {
             Servers::None => {}
-            Servers::Etcd(g) => g.pause(member),
-            Servers::ZooKeeper(g) => g.pause(member),
+            Servers::Etcd(g, _) => g.pause(member),
+            Servers::ZooKeeper(g, _) => g.pause(member),
         }
     }
 
     pub(crate) fn resume(&self, member: usize) {
         match self {
             Servers::None => {}
-            Servers::Etcd(g) => g.resume(member),
-            Servers::ZooKeeper(g) => g.resume(member),
+            Servers::Etcd(g, _) => g.resume(member),
+            Servers::ZooKeeper(g, _) => g.resume(member),
         }
     }
 
@@ -137,8 +186,8 @@ impl Servers {
     pub(crate) fn restart_all(&self) -> Result<(), String> {
         match self {
             Servers::None => Ok(()),
-            Servers::Etcd(g) => g.restart_all(),
-            Servers::ZooKeeper(g) => g.restart_all(),
+            Servers::Etcd(g, _) => g.restart_all(),
+            Servers::ZooKeeper(g, _) => g.restart_all(),
         }
         .map_err(|e| e.to_string())
     }

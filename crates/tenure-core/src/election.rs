@@ -204,6 +204,19 @@ impl Election {
             if let Some(leadership) = self.leadership() {
                 return Ok(leadership);
             }
+            // The last leadership's monitor ends once its candidate is gone
+            // (removed, or with its session). Campaigning before that would
+            // find the old candidate still queued on a session that lives on
+            // (an etcd lease outlives a frozen holder's renew deadline when the
+            // cluster changes leader) and grant its term a second time: a
+            // lost leadership's fence would hold again.
+            let previous = self.state().monitor.take();
+            if let Some(previous) = previous {
+                tokio::select! {
+                    _ = previous => {}
+                    _ = self.inner.closed.cancelled() => return Err(Error::Closed { what: "election" }),
+                }
+            }
             let session = *status.borrow_and_update();
             // A session past its renew deadline may already be gone on the
             // server: a grant on it could end the moment it is made.
@@ -433,10 +446,13 @@ async fn monitor(backend: DynBackend, leadership: Leadership, policy: Connection
     };
     if leadership.end(reason) && !matches!(reason, LossReason::SessionLost | LossReason::Closed) {
         // The candidate may still be in the queue (suspended, deadline passed).
-        tokio::spawn(crate::leadership::release(
+        // Removed by a task of its own, which outlives a closed election; this
+        // monitor ends with it, and the next campaign waits for that.
+        let release = tokio::spawn(crate::leadership::release(
             backend,
             leadership.grant().clone(),
         ));
+        let _ = release.await;
     }
 }
 

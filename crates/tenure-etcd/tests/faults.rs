@@ -420,3 +420,148 @@ async fn retrieval_survives_compaction_and_restarts() {
         follower.until(None).await;
     }
 }
+
+/// The etcd backend with every resign held back for `delay`, as a network
+/// that loses the deletes for a while does (a cluster changing leader, say).
+#[derive(Debug)]
+struct SlowResign {
+    inner: DynBackend,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl tenure_core::Backend for SlowResign {
+    fn capabilities(&self) -> tenure_core::Capabilities {
+        self.inner.capabilities()
+    }
+    fn session(&self) -> tokio::sync::watch::Receiver<tenure_core::SessionStatus> {
+        self.inner.session()
+    }
+    async fn session_alive(&self, id: tenure_core::SessionId) -> tenure_core::Result<bool> {
+        self.inner.session_alive(id).await
+    }
+    async fn campaign(
+        &self,
+        election: &Path,
+        session: tenure_core::SessionId,
+        value: &[u8],
+    ) -> tenure_core::Result<tenure_core::Grant> {
+        self.inner.campaign(election, session, value).await
+    }
+    async fn resign(&self, grant: &tenure_core::Grant) -> tenure_core::Result<()> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.resign(grant).await
+    }
+    async fn leader(
+        &self,
+        election: &Path,
+    ) -> tenure_core::Result<Option<tenure_core::LeaderRecord>> {
+        self.inner.leader(election).await
+    }
+    async fn candidates(
+        &self,
+        election: &Path,
+    ) -> tenure_core::Result<Vec<tenure_core::Candidate>> {
+        self.inner.candidates(election).await
+    }
+    async fn watch_leader(
+        &self,
+        election: &Path,
+    ) -> tenure_core::Result<
+        futures_util::stream::BoxStream<
+            'static,
+            tenure_core::Result<Option<tenure_core::LeaderRecord>>,
+        >,
+    > {
+        self.inner.watch_leader(election).await
+    }
+    async fn get(&self, key: &Path) -> tenure_core::Result<Option<tenure_core::Versioned>> {
+        self.inner.get(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &Path,
+    ) -> tenure_core::Result<Vec<(String, tenure_core::Versioned)>> {
+        self.inner.list(prefix).await
+    }
+    async fn watch(
+        &self,
+        prefix: &Path,
+    ) -> tenure_core::Result<
+        futures_util::stream::BoxStream<'static, tenure_core::Result<tenure_core::KvEvent>>,
+    > {
+        self.inner.watch(prefix).await
+    }
+    async fn put(
+        &self,
+        key: &Path,
+        value: &[u8],
+        condition: tenure_core::Condition,
+        fence: Option<&tenure_core::Grant>,
+    ) -> tenure_core::Result<u64> {
+        self.inner.put(key, value, condition, fence).await
+    }
+    async fn delete(
+        &self,
+        key: &Path,
+        condition: tenure_core::Condition,
+        fence: Option<&tenure_core::Grant>,
+    ) -> tenure_core::Result<bool> {
+        self.inner.delete(key, condition, fence).await
+    }
+    async fn close(&self) -> tenure_core::Result<()> {
+        self.inner.close().await
+    }
+}
+
+/// A leadership lost at its renew deadline while its lease lives on at the
+/// server is never granted again: the next campaign on that lease waits
+/// until the old candidate is removed, and leads under a new term, so the
+/// lost leadership's fence stays broken. (Found by tenure-chaos on etcd×3:
+/// a frozen leader's lease outlived its renew deadline across a change of
+/// etcd leader, and etcd's election recipe reuses a lease's candidate key,
+/// so the next campaign was granted the old term again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_leadership_is_never_granted_again_under_its_term() {
+    let etcd = EtcdCluster::single().unwrap();
+    // Long enough that the margin between the renew deadline and the lease's
+    // expiry (a sixth of it) leaves the client time to renew after the resume.
+    let ttl = Duration::from_secs(6);
+    let (_, plain) = connect(&etcd, "revive", ttl).await;
+    let a: DynBackend = Arc::new(SlowResign {
+        inner: plain,
+        delay: Duration::from_secs(2),
+    });
+    let contest = election(&a, "e", "a", ConnectionPolicy::RevokeOnLost);
+    let first = within("A's grant", PATIENCE, contest.campaign())
+        .await
+        .unwrap();
+    let lost = {
+        let first = first.clone();
+        tokio::spawn(async move { first.lost().await })
+    };
+    etcd.pause(0);
+    let reason = within("A's renew deadline", ttl * 2, lost).await.unwrap();
+    // At once: the server cannot expire the lease before the renew deadline
+    // plus its margin, so the lease lives on.
+    etcd.resume(0);
+    assert_eq!(reason, LossReason::RenewDeadlinePassed);
+
+    let second = within("A's next grant", PATIENCE, contest.campaign())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.grant().session,
+        first.grant().session,
+        "the lease expired, so this run did not test a lease that lives on"
+    );
+    assert!(
+        second.term() > first.term(),
+        "term {} was granted again after it was lost",
+        first.term()
+    );
+    let key = path("revived");
+    let stale = retrying(|| first.put_unchecked(&key, b"old")).await;
+    assert!(matches!(stale, Err(Error::Fenced { .. })), "{stale:?}");
+    second.put(&key, b"new").await.unwrap();
+}

@@ -26,6 +26,7 @@ async fn tls_with_client_certificates() {
         members: 1,
         tls: true,
         client_cert_auth: true,
+        ..EtcdOptions::default()
     })
     .unwrap();
     let tls = etcd.tls().expect("TLS files");

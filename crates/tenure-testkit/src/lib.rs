@@ -75,10 +75,12 @@ mod group;
 mod log;
 mod ports;
 mod process;
+mod route;
 mod temp;
 mod zookeeper;
 
 pub use error::TestkitError;
 pub use etcd::{Etcd, EtcdCluster, EtcdOptions, EtcdPorts, TlsFiles};
 pub use group::{Member, ServerGroup, ServerKind, READY_TIMEOUT};
+pub use route::PeerRoute;
 pub use zookeeper::{java, CuratorLatch, ZkCluster, ZkMode, ZkOptions, ZkPorts, ZooKeeper};

@@ -5,7 +5,10 @@ mod group;
 
 use std::process::{Command, Output};
 
-use tenure_testkit::{EtcdCluster, EtcdOptions};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tenure_testkit::{EtcdCluster, EtcdOptions, PeerRoute};
 
 /// Runs an etcdctl command that must succeed and returns its stdout.
 fn ok(command: &mut Command) -> String {
@@ -63,6 +66,32 @@ fn a_single_node_serves_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn members_reach_each_other_through_a_peer_route() {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let etcd = EtcdCluster::start(EtcdOptions {
+        members: 3,
+        peer_route: Some(PeerRoute::new(move |port| {
+            group::forward(port, counted.clone())
+        })),
+        ..EtcdOptions::default()
+    })
+    .unwrap();
+    ok(etcd.etcdctl().args(["put", "routed", "yes"]));
+    assert_eq!(get(&mut etcd.etcdctl(), "routed"), "yes");
+    // Every member advertises its route, and raft traffic went through it.
+    let members = ok(etcd.etcdctl().args(["member", "list"]));
+    for m in 0..3 {
+        let peer = etcd.member(m).ports.peer;
+        assert!(
+            !members.contains(&format!(":{peer},")),
+            "m{m} advertises its own port: {members}"
+        );
+    }
+    assert!(accepted.load(Ordering::SeqCst) > 0);
+}
+
+#[test]
 fn compaction_leaves_only_the_current_revision_readable() {
     let etcd = EtcdCluster::single().unwrap();
     ok(etcd.etcdctl().args(["put", "k", "old"]));
@@ -108,6 +137,7 @@ fn tls_with_client_certificates_refuses_clients_without_one() {
         members: 1,
         tls: true,
         client_cert_auth: true,
+        ..EtcdOptions::default()
     })
     .unwrap();
     let url = etcd.client_urls().remove(0);
@@ -139,6 +169,7 @@ fn tls_and_auth_still_restart_and_report_health() {
         members: 1,
         tls: true,
         client_cert_auth: false,
+        ..EtcdOptions::default()
     })
     .unwrap();
     etcd.enable_auth("root-secret").unwrap();

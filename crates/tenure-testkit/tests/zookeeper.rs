@@ -6,7 +6,10 @@ mod group;
 use std::time::Duration;
 
 use group::proc_exists;
-use tenure_testkit::{CuratorLatch, TestkitError, ZkCluster, ZkOptions};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tenure_testkit::{CuratorLatch, PeerRoute, TestkitError, ZkCluster, ZkOptions};
 
 /// Longer than any handover below takes; they are awaited, not slept.
 const WAIT: Duration = Duration::from_secs(20);
@@ -136,6 +139,32 @@ fn a_small_snap_count_makes_the_server_snapshot_as_it_goes() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(zk.snapshots(0).unwrap()[1] > 0);
+}
+
+#[test]
+fn servers_reach_each_other_through_a_peer_route() {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let zk = ZkCluster::start(ZkOptions {
+        servers: 3,
+        peer_route: Some(PeerRoute::new(move |port| {
+            group::forward(port, counted.clone())
+        })),
+        ..ZkOptions::default()
+    })
+    .unwrap();
+    assert!(zk.leader().is_some());
+    // Each server names the others by their routed ports, itself by its own.
+    let config = std::fs::read_to_string(zk.dir().join("zk0").join("zoo.cfg")).unwrap();
+    assert!(
+        config.contains(&format!(":{}:", zk.member(0).ports.quorum)),
+        "{config}"
+    );
+    assert!(
+        !config.contains(&format!(":{}:", zk.member(1).ports.quorum)),
+        "{config}"
+    );
+    assert!(accepted.load(Ordering::SeqCst) > 0);
 }
 
 #[test]

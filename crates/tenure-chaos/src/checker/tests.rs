@@ -342,3 +342,33 @@ fn the_ha_stores_are_checked_too() {
     stale.extend(ha(8, "c0", 3, 4, "counter", Some(2), Outcome::Ok));
     assert!(invariants(&stale).contains(&1));
 }
+
+#[test]
+fn one_checkpoint_too_many_is_allowed_only_after_an_add_cut_short() {
+    let mut h = vec![start(0, "c0", 1), ha_grant(1, "c0", 4)];
+    for id in 1..=4 {
+        h.extend(ha(id * 2, "c0", id, 4, "counter", Some(id), Outcome::Ok));
+    }
+    for id in 1..=3 {
+        h.extend(ha(
+            10 + id * 2,
+            "c0",
+            10 + id,
+            4,
+            "checkpoint",
+            Some(id),
+            Outcome::Ok,
+        ));
+    }
+    // The add of checkpoint 4 stored it, then its leader died before the
+    // oldest was dropped: four kept, one more than retained.
+    let mut cut = h.clone();
+    cut.extend(ha(20, "c0", 14, 4, "checkpoint", Some(4), Outcome::Unknown));
+    cut.push(final_ha(5, &[1, 2, 3, 4]));
+    assert!(invariants(&cut).is_empty(), "{:?}", invariants(&cut));
+    // The same store after an add that said it succeeded is a violation.
+    let mut clean = h.clone();
+    clean.extend(ha(20, "c0", 14, 4, "checkpoint", Some(4), Outcome::Ok));
+    clean.push(final_ha(5, &[1, 2, 3, 4]));
+    assert_eq!(invariants(&clean), [4]);
+}

@@ -90,7 +90,7 @@ impl ServerGroup<Etcd> {
         } else {
             None
         };
-        let etcd = Etcd::new(tls, options.client_cert_auth);
+        let etcd = Etcd::new(tls, options.client_cert_auth, options.peer_route);
         Self::start_with(etcd, dir, options.members)
     }
 

@@ -9,7 +9,7 @@ use super::status::{http_healthy, parse_endpoint_status};
 use super::TlsFiles;
 use crate::group::{Member, ServerGroup, ServerKind};
 use crate::ports::free_port;
-use crate::TestkitError;
+use crate::{PeerRoute, TestkitError};
 
 /// Timeouts for the kit's own `etcdctl` probes, so a dead or frozen member
 /// answers "no" quickly instead of after etcdctl's 2 s + 5 s defaults.
@@ -24,6 +24,11 @@ pub struct Etcd {
     token: String,
     /// `--initial-cluster`: `m0=http://127.0.0.1:<peer port>,…`.
     initial_cluster: String,
+    /// How peers reach a member's peer port.
+    peer_route: Option<PeerRoute>,
+    /// The peer URL each member (by name) advertises: its own, or its
+    /// route's.
+    advertised: Vec<(String, String)>,
     /// Set by [`EtcdCluster::enable_auth`](crate::EtcdCluster::enable_auth):
     /// health checks over TLS need it once auth is on. Never printed.
     root_password: Mutex<Option<String>>,
@@ -40,18 +45,32 @@ pub struct EtcdPorts {
 }
 
 impl Etcd {
-    pub(super) fn new(tls: Option<TlsFiles>, client_cert_auth: bool) -> Self {
+    pub(super) fn new(
+        tls: Option<TlsFiles>,
+        client_cert_auth: bool,
+        peer_route: Option<PeerRoute>,
+    ) -> Self {
         Self {
             tls,
             client_cert_auth,
             token: String::new(),
             initial_cluster: String::new(),
+            peer_route,
+            advertised: Vec::new(),
             root_password: Mutex::new(None),
         }
     }
 
     pub(super) fn tls(&self) -> Option<&TlsFiles> {
         self.tls.as_ref()
+    }
+
+    /// The peer URL `member` advertises to the others.
+    fn advertised_url(&self, member: &Member<EtcdPorts>) -> String {
+        self.advertised
+            .iter()
+            .find(|(name, _)| *name == member.name)
+            .map_or_else(|| peer_url(member), |(_, url)| url.clone())
     }
 
     /// `member`'s client URL, `http://` or, with TLS, `https://`.
@@ -137,9 +156,20 @@ impl ServerKind for Etcd {
         static CLUSTERS: AtomicU64 = AtomicU64::new(0);
         let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
         self.token = format!("tenure-{}-{n}-{attempt}", std::process::id());
-        self.initial_cluster = members
+        self.advertised = members
             .iter()
-            .map(|m| format!("{}={}", m.name, peer_url(m)))
+            .map(|m| {
+                let url = match &self.peer_route {
+                    None => peer_url(m),
+                    Some(route) => format!("http://127.0.0.1:{}", route.port(m.ports.peer)?),
+                };
+                Ok((m.name.clone(), url))
+            })
+            .collect::<Result<_, TestkitError>>()?;
+        self.initial_cluster = self
+            .advertised
+            .iter()
+            .map(|(name, url)| format!("{name}={url}"))
             .collect::<Vec<_>>()
             .join(",");
         Ok(())
@@ -164,7 +194,7 @@ impl ServerKind for Etcd {
             .arg("--listen-peer-urls")
             .arg(peer_url(member))
             .arg("--initial-advertise-peer-urls")
-            .arg(peer_url(member))
+            .arg(self.advertised_url(member))
             .arg("--initial-cluster")
             .arg(&self.initial_cluster)
             .arg("--initial-cluster-state=new")

@@ -1,5 +1,7 @@
 //! What cluster to start.
 
+use crate::PeerRoute;
+
 /// The shape of an etcd cluster to start.
 ///
 /// ```
@@ -18,6 +20,9 @@ pub struct EtcdOptions {
     pub tls: bool,
     /// Require clients to present a certificate signed by the test CA. Needs `tls`.
     pub client_cert_auth: bool,
+    /// How members reach each other's peer port (a fault proxy, say); by
+    /// default directly.
+    pub peer_route: Option<PeerRoute>,
 }
 
 impl Default for EtcdOptions {
@@ -27,6 +32,7 @@ impl Default for EtcdOptions {
             members: 1,
             tls: false,
             client_cert_auth: false,
+            peer_route: None,
         }
     }
 }

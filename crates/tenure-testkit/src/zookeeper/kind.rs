@@ -18,6 +18,8 @@ use crate::TestkitError;
 pub struct ZooKeeper {
     options: ZkOptions,
     classpath: String,
+    /// The quorum and election ports the other servers dial, per server.
+    routed: Vec<(u16, u16)>,
 }
 
 /// The ports of a ZooKeeper server.
@@ -39,6 +41,7 @@ impl ZooKeeper {
         Ok(Self {
             options,
             classpath: java::server_classpath()?,
+            routed: Vec::new(),
         })
     }
 
@@ -95,13 +98,11 @@ impl ZooKeeper {
         // One server runs standalone: no quorum, `Mode: standalone`.
         if ensemble.len() > 1 {
             for (i, peer) in ensemble.iter().enumerate() {
-                let _ = writeln!(
-                    config,
-                    "server.{}=127.0.0.1:{}:{}",
-                    myid(i),
-                    peer.ports.quorum,
-                    peer.ports.election
-                );
+                let (quorum, election) = match self.routed.get(i) {
+                    Some(&routed) if i != index => routed,
+                    _ => (peer.ports.quorum, peer.ports.election),
+                };
+                let _ = writeln!(config, "server.{}=127.0.0.1:{quorum}:{election}", myid(i));
             }
             write(&data_dir.join("myid"), &format!("{}\n", myid(index)))?;
         }
@@ -132,6 +133,13 @@ impl ServerKind for ZooKeeper {
         members: &[Member<ZkPorts>],
         _attempt: usize,
     ) -> Result<(), TestkitError> {
+        self.routed = members
+            .iter()
+            .map(|m| match &self.options.peer_route {
+                None => Ok((m.ports.quorum, m.ports.election)),
+                Some(route) => Ok((route.port(m.ports.quorum)?, route.port(m.ports.election)?)),
+            })
+            .collect::<Result<_, TestkitError>>()?;
         (0..members.len()).try_for_each(|index| self.write_config(members, index))
     }
 

@@ -1,6 +1,6 @@
 //! What ensemble to start.
 
-use crate::TestkitError;
+use crate::{PeerRoute, TestkitError};
 
 /// The shape and timing of a ZooKeeper ensemble to start.
 ///
@@ -38,6 +38,10 @@ pub struct ZkOptions {
     /// value (the least is 2) makes servers snapshot as they go, so a
     /// restart recovers from a snapshot plus a short log.
     pub snap_count: Option<u32>,
+    /// How servers reach each other's quorum and election ports (a fault
+    /// proxy, say); by default directly. Each server still binds its own
+    /// ports: only the other servers' `zoo.cfg` name the routed ones.
+    pub peer_route: Option<PeerRoute>,
 }
 
 impl Default for ZkOptions {
@@ -53,6 +57,7 @@ impl Default for ZkOptions {
             min_session_timeout_ms: 1_000,
             max_session_timeout_ms: 60_000,
             snap_count: None,
+            peer_route: None,
         }
     }
 }

@@ -3,8 +3,11 @@
 //! runs these against its own servers and adds its kind's own checks.
 
 use std::fmt::Debug;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread;
 
 use tenure_testkit::{ServerGroup, ServerKind, TestkitError};
@@ -112,4 +115,24 @@ pub(crate) fn a_panicking_test_still_kills_its_server<K: ServerKind + 'static>(
         K::NOUN
     );
     assert!(!dir.exists(), "{} outlived a panicking test", dir.display());
+}
+
+/// Forwards a fresh loopback port to `target` (one thread per direction of
+/// each connection) and returns the port; counts the connections accepted.
+pub(crate) fn forward(target: u16, accepted: Arc<AtomicUsize>) -> std::io::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming().flatten() {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let (mut a, mut b) = (inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+            let (mut c, mut d) = (outbound, inbound);
+            std::thread::spawn(move || std::io::copy(&mut a, &mut c));
+            std::thread::spawn(move || std::io::copy(&mut b, &mut d));
+        }
+    });
+    Ok(port)
 }
