@@ -6,6 +6,7 @@
 //!     [--duration 60s] [--clients 4] [--retrievers 2] [--elections 2]
 //!     [--ttl 2s] [--kinds a,b] [--unsafe-skip-fence] [--dir DIR] [--json]
 //! tenure-chaos check DIR [--json]      check a recorded history again
+//! tenure-chaos table SUMMARY.json…      the Markdown table of RELIABILITY.md
 //! ```
 //!
 //! Exit status: 0 when the campaign found nothing wrong, 1 when it found a
@@ -34,7 +35,7 @@ const OVERLAP_MARGIN: Duration = Duration::from_millis(250);
 const USAGE: &str =
     "usage: tenure-chaos run --backend local|etcd|zookeeper [--seed N] [--faults N] \
 [--duration 60s] [--clients 4] [--retrievers 2] [--elections 2] [--ttl 2s] [--kinds a,b] \
-[--unsafe-skip-fence] [--dir DIR] [--json]\n       tenure-chaos check DIR [--json]";
+[--unsafe-skip-fence] [--dir DIR] [--json]\n       tenure-chaos check DIR [--json]\n       tenure-chaos table SUMMARY.json...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
             Some("run") => run(&args[1..]).await,
             Some("client") => client(&args[1..]).await.map(|()| ExitCode::SUCCESS),
             Some("check") => check(&args[1..]),
+            Some("table") => table(&args[1..]),
             _ => Err(USAGE.to_owned()),
         }
     });
@@ -215,4 +217,20 @@ async fn client(args: &[String]) -> Result<(), String> {
         retriever: args.iter().any(|a| a == "--retriever"),
     })
     .await
+}
+
+/// Prints the Markdown table of campaign summaries (`run --json` output).
+fn table(paths: &[String]) -> Result<ExitCode, String> {
+    if paths.is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    let mut summaries = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let summary: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{path} is not a summary: {e}"))?;
+        summaries.push(summary);
+    }
+    print!("{}", report::markdown(&summaries));
+    Ok(ExitCode::SUCCESS)
 }

@@ -152,3 +152,169 @@ impl Summary {
         out
     }
 }
+
+/// The Markdown table of several campaigns' JSON summaries: one column per
+/// campaign, and a total.
+pub(crate) fn markdown(summaries: &[serde_json::Value]) -> String {
+    use serde_json::Value;
+    let num = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let sum_of = |v: &Value, k: &str| -> u64 {
+        v[k].as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+    };
+    let mut kinds: Vec<String> = summaries
+        .iter()
+        .filter_map(|s| s["faults"].as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut rows: Vec<(String, Vec<String>, String)> = Vec::new();
+    let mut row = |name: &str, cells: Vec<u64>| {
+        let total: u64 = cells.iter().sum();
+        rows.push((
+            name.to_owned(),
+            cells.iter().map(u64::to_string).collect(),
+            total.to_string(),
+        ));
+    };
+    for kind in &kinds {
+        row(
+            &format!("faults: {kind}"),
+            summaries
+                .iter()
+                .map(|s| s["faults"][kind].as_u64().unwrap_or(0))
+                .collect(),
+        );
+    }
+    row(
+        "**faults, all kinds**",
+        summaries.iter().map(|s| num(s, "faults_total")).collect(),
+    );
+    row(
+        "grants",
+        summaries.iter().map(|s| num(s, "grants")).collect(),
+    );
+    row(
+        "register writes",
+        summaries.iter().map(|s| sum_of(s, "writes")).collect(),
+    );
+    row(
+        "register writes acknowledged",
+        summaries
+            .iter()
+            .map(|s| s["writes"]["ok"].as_u64().unwrap_or(0))
+            .collect(),
+    );
+    row(
+        "HA writes",
+        summaries.iter().map(|s| sum_of(s, "ha_writes")).collect(),
+    );
+    row(
+        "leader changes seen by retrievers",
+        summaries
+            .iter()
+            .map(|s| num(s, "retrievals_seen"))
+            .collect(),
+    );
+    row(
+        "unknown outcomes",
+        summaries.iter().map(|s| num(s, "unknown")).collect(),
+    );
+    row(
+        "**violations**",
+        summaries
+            .iter()
+            .map(|s| sum_of(s, "violations_by_invariant"))
+            .collect(),
+    );
+    row(
+        "liveness failures",
+        summaries
+            .iter()
+            .map(|s| {
+                s["liveness_failures"]
+                    .as_array()
+                    .map_or(0, |a| a.len() as u64)
+            })
+            .collect(),
+    );
+    let ms = |v: &Value| v.as_f64().map_or("-".to_owned(), |v| format!("{v:.0} ms"));
+    let mut out = String::new();
+    let header: Vec<String> = summaries
+        .iter()
+        .map(|s| s["backend"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    let _ = writeln!(out, "| | {} | total |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}---|", "---|".repeat(header.len()));
+    for (name, cells, total) in rows {
+        let _ = writeln!(out, "| {name} | {} | {total} |", cells.join(" | "));
+    }
+    let cells = |f: &dyn Fn(&Value) -> String| -> String {
+        summaries.iter().map(f).collect::<Vec<_>>().join(" | ")
+    };
+    let _ = writeln!(
+        out,
+        "| heal → led again, median | {} | |",
+        cells(&|s| ms(&s["heal_ms_median"]))
+    );
+    let _ = writeln!(
+        out,
+        "| heal → led again, p99 | {} | |",
+        cells(&|s| ms(&s["heal_ms_p99"]))
+    );
+    let _ = writeln!(
+        out,
+        "| largest acting overlap | {} | |",
+        cells(&|s| format!("{:.1} ms", s["largest_overlap_ms"].as_f64().unwrap_or(0.0)))
+    );
+    let _ = writeln!(
+        out,
+        "| time | {} | |",
+        cells(&|s| format!("{:.0} s", s["seconds"].as_f64().unwrap_or(0.0)))
+    );
+    let _ = writeln!(out, "\nReplay any column with its command:\n");
+    for s in summaries {
+        let _ = writeln!(out, "- `{}`", s["replay"].as_str().unwrap_or("?"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown;
+
+    #[test]
+    fn the_table_sums_the_campaigns() {
+        let local = serde_json::json!({
+            "backend": "local", "faults": {"client-kill": 3}, "faults_total": 3,
+            "grants": 5, "writes": {"ok": 7, "refused": 1}, "ha_writes": {"counter ok": 2},
+            "retrievals_seen": 4, "unknown": 0, "violations_by_invariant": {},
+            "liveness_failures": [], "heal_ms_median": 10.0, "heal_ms_p99": 20.0,
+            "largest_overlap_ms": 0.0, "seconds": 9.0, "replay": "tenure-chaos run --backend local"
+        });
+        let mut etcd = local.clone();
+        etcd["backend"] = "etcd".into();
+        etcd["faults"] = serde_json::json!({"client-kill": 1, "quorum-loss": 2});
+        etcd["faults_total"] = 3.into();
+        let table = markdown(&[local, etcd]);
+        assert!(table.contains("| | local | etcd | total |"), "{table}");
+        assert!(
+            table.contains("| faults: client-kill | 3 | 1 | 4 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| faults: quorum-loss | 0 | 2 | 2 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| **faults, all kinds** | 3 | 3 | 6 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| register writes | 8 | 8 | 16 |"),
+            "{table}"
+        );
+        assert!(table.contains("| **violations** | 0 | 0 | 0 |"), "{table}");
+    }
+}
