@@ -10,14 +10,15 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tenure::{DynBackend, MemoryBackend, MemoryCluster};
 use tokio::process::{Child, Command};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::client;
 use crate::history::{self, now_ns, Event, Recorder, Stored};
 use crate::proxy::{Mode, Proxy};
 use crate::rng::Rng;
-use crate::servers::{BackendKind, Servers};
+use crate::servers::{memory_cluster, BackendKind, Servers};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -40,21 +41,37 @@ pub(crate) struct Options {
     pub(crate) dir: Option<PathBuf>,
 }
 
-/// Every fault kind, with its weight in the mix, and whether it needs servers.
-pub(crate) const KINDS: &[(&str, u64, bool)] = &[
-    ("client-kill", 3, false),
-    ("client-pause-short", 3, false),
-    ("client-pause-long", 2, false),
-    ("client-partition", 2, true),
-    ("client-delay", 2, true),
-    ("client-reset", 2, true),
-    ("member-kill", 1, true),
-    ("leader-kill", 1, true),
-    ("member-pause", 1, true),
-    ("member-partition", 1, true),
-    ("member-delay", 1, true),
-    ("quorum-loss", 1, true),
+/// Every fault kind, with its weight in the mix, and the backends it applies
+/// to (`m`emory, `l`ocal, `e`tcd, `z`ooKeeper). In-process memory clients
+/// cannot be frozen, and have no connections to cut: they are killed, cut
+/// off (`partition`: the session is not renewed and expires) or expired by
+/// the server.
+pub(crate) const KINDS: &[(&str, u64, &str)] = &[
+    ("client-kill", 3, "mlez"),
+    ("client-pause-short", 3, "lez"),
+    ("client-pause-long", 2, "lez"),
+    ("client-partition", 2, "mez"),
+    ("client-expire", 2, "m"),
+    ("client-delay", 2, "ez"),
+    ("client-reset", 2, "ez"),
+    ("member-kill", 1, "ez"),
+    ("leader-kill", 1, "ez"),
+    ("member-pause", 1, "ez"),
+    ("member-partition", 1, "ez"),
+    ("member-delay", 1, "ez"),
+    ("quorum-loss", 1, "ez"),
 ];
+
+/// Whether fault kinds of `scope` (see [`KINDS`]) apply to `backend`.
+pub(crate) fn applies(scope: &str, backend: BackendKind) -> bool {
+    let letter = match backend {
+        BackendKind::Memory => 'm',
+        BackendKind::Local => 'l',
+        BackendKind::Etcd => 'e',
+        BackendKind::ZooKeeper => 'z',
+    };
+    scope.contains(letter)
+}
 
 /// What a campaign produced, for the report.
 pub(crate) struct Outcome {
@@ -66,11 +83,13 @@ pub(crate) struct Outcome {
     pub(crate) elapsed: Duration,
 }
 
-/// A client or retriever process, with the proxies it reaches the servers by.
+/// A client or retriever process, with the proxies it reaches the servers by;
+/// on memory, a task of this process with its own client.
 struct Proc {
     name: String,
     retriever: bool,
     child: Option<Child>,
+    task: Option<(JoinHandle<()>, MemoryBackend)>,
     proxies: Vec<Proxy>,
     url: String,
 }
@@ -80,10 +99,16 @@ struct Procs {
     exe: PathBuf,
     dir: PathBuf,
     options: Options,
+    /// Lives of in-process clients, counted.
+    lives: u32,
 }
 
 impl Procs {
     fn spawn(&mut self, i: usize) -> Result<(), String> {
+        if self.options.backend == BackendKind::Memory {
+            self.spawn_task(i);
+            return Ok(());
+        }
         let proc = &mut self.list[i];
         let log = std::fs::File::create(self.dir.join(format!("{}.log", proc.name)))
             .map_err(|e| e.to_string())?;
@@ -119,6 +144,36 @@ impl Procs {
                 .map_err(|e| format!("cannot start a client: {e}"))?,
         );
         Ok(())
+    }
+
+    /// An in-process client on the campaign's memory cluster.
+    fn spawn_task(&mut self, i: usize) {
+        self.lives += 1;
+        let cluster = MemoryCluster::named(&memory_cluster(&self.dir)).expect("a valid name");
+        let memory = cluster.client_with_ttl(self.options.ttl);
+        let proc = &mut self.list[i];
+        let args = client::ClientArgs {
+            url: proc.url.clone(),
+            name: proc.name.clone(),
+            history: self.dir.join(format!("{}.jsonl", proc.name)),
+            elections: self.options.elections,
+            seed: self.options.seed ^ i as u64,
+            unsafe_skip_fence: self.options.unsafe_skip_fence,
+            retriever: proc.retriever,
+            life: self.lives,
+        };
+        let backend: DynBackend = Arc::new(memory.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = client::run_on(args, backend).await {
+                eprintln!("tenure-chaos: an in-process client failed: {e}");
+            }
+        });
+        proc.task = Some((task, memory));
+    }
+
+    /// The memory client of in-process client `i`.
+    fn memory(&self, i: usize) -> Option<MemoryBackend> {
+        self.list[i].task.as_ref().map(|(_, m)| m.clone())
     }
 
     fn pid(&self, i: usize) -> Option<i32> {
@@ -178,6 +233,7 @@ pub(crate) async fn run(options: Options) -> Result<Outcome, String> {
             name,
             retriever,
             child: None,
+            task: None,
             proxies,
             url,
         });
@@ -188,6 +244,7 @@ pub(crate) async fn run(options: Options) -> Result<Outcome, String> {
         exe,
         dir: dir.clone(),
         options: options.clone(),
+        lives: 0,
     }));
     {
         let mut procs = procs.lock().unwrap();
@@ -210,6 +267,9 @@ pub(crate) async fn run(options: Options) -> Result<Outcome, String> {
         let procs = procs.lock().unwrap();
         for (i, proc) in procs.list.iter().enumerate() {
             signal(procs.pid(i), libc::SIGCONT);
+            if let Some(memory) = procs.memory(i) {
+                memory.heal();
+            }
             for proxy in &proc.proxies {
                 proxy.set(Mode::Pass);
             }
@@ -240,6 +300,21 @@ pub(crate) async fn run(options: Options) -> Result<Outcome, String> {
                 let _ = child.start_kill();
             }
         }
+    }
+    // In process: stop every task, then close its client, so that nothing a
+    // task spawned can write after the final reads.
+    let tasks: Vec<(JoinHandle<()>, MemoryBackend)> = {
+        let mut procs = procs.lock().unwrap();
+        procs
+            .list
+            .iter_mut()
+            .filter_map(|p| p.task.take())
+            .collect()
+    };
+    for (task, memory) in tasks {
+        task.abort();
+        let _ = task.await;
+        let _ = tenure::Backend::close(&memory).await;
     }
     let children: Vec<Child> = {
         let mut procs = procs.lock().unwrap();
@@ -281,7 +356,7 @@ async fn inject(
     let has_servers = servers.members() > 0;
     let kinds: Vec<(&str, u64)> = KINDS
         .iter()
-        .filter(|(_, _, needs)| has_servers || !needs)
+        .filter(|(_, _, scope)| applies(scope, options.backend))
         .filter(|(k, _, _)| options.kinds.is_empty() || options.kinds.iter().any(|o| o == k))
         .map(|&(k, w, _)| (k, w))
         .collect();
@@ -368,6 +443,15 @@ async fn inject(
                     if let Some(mut child) = child {
                         let _ = child.wait().await;
                     }
+                    // In process: the task stops at once, and its client is
+                    // never heard from again — its session expires at its TTL,
+                    // as a killed process's does.
+                    let task = procs.lock().unwrap().list[target].task.take();
+                    if let Some((task, memory)) = task {
+                        task.abort();
+                        let _ = task.await;
+                        memory.partition();
+                    }
                     tokio::time::sleep(Duration::from_millis(within(0, 500))).await;
                     let _ = procs.lock().unwrap().spawn(target);
                     record(&label, true);
@@ -383,6 +467,27 @@ async fn inject(
                     signal(pid, libc::SIGSTOP);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                     signal(pid, libc::SIGCONT);
+                    record(&label, true);
+                }
+                "client-expire" => {
+                    let memory = procs.lock().unwrap().memory(target);
+                    record(&label, false);
+                    if let Some(memory) = memory {
+                        memory.expire_session();
+                    }
+                    record(&label, true);
+                }
+                "client-partition" if procs.lock().unwrap().memory(target).is_some() => {
+                    let memory = procs.lock().unwrap().memory(target);
+                    let period = within(ttl_ms / 2, ttl_ms * 2);
+                    record(&label, false);
+                    if let Some(memory) = &memory {
+                        memory.partition();
+                    }
+                    tokio::time::sleep(Duration::from_millis(period)).await;
+                    if let Some(memory) = &memory {
+                        memory.heal();
+                    }
                     record(&label, true);
                 }
                 "client-partition" | "client-delay" => {

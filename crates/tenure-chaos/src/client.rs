@@ -30,6 +30,9 @@ pub(crate) struct ClientArgs {
     pub(crate) unsafe_skip_fence: bool,
     /// Follow the leaders instead of campaigning.
     pub(crate) retriever: bool,
+    /// Tells this life of the client from its others: the process id, or a
+    /// counter for in-process clients.
+    pub(crate) life: u32,
 }
 
 /// The election names of a campaign.
@@ -63,14 +66,20 @@ pub(crate) async fn connect(url: &str) -> DynBackend {
 
 /// Runs the client until it is killed.
 pub(crate) async fn run(args: ClientArgs) -> Result<(), String> {
+    let backend = connect(&args.url).await;
+    run_on(args, backend).await
+}
+
+/// Runs the client on `backend` until it is killed (or, in process, aborted).
+pub(crate) async fn run_on(args: ClientArgs, backend: DynBackend) -> Result<(), String> {
     let recorder = Recorder::open(&args.history, &args.name)
         .map_err(|e| format!("cannot open {}: {e}", args.history.display()))?;
-    let pid = std::process::id();
+    let pid = args.life;
     recorder.record(Event::Start { pid });
-    let backend = connect(&args.url).await;
     let factory = factory(backend.clone());
     let ops = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
+    // Owned here: dropping this future (an in-process client stopped) stops them.
+    let mut tasks = tokio::task::JoinSet::new();
     for (i, election) in election_names(args.elections).into_iter().enumerate() {
         let (args, recorder, factory, backend, ops) = (
             args.clone(),
@@ -80,30 +89,29 @@ pub(crate) async fn run(args: ClientArgs) -> Result<(), String> {
             ops.clone(),
         );
         let rng = Rng::new(args.seed ^ (i as u64).wrapping_mul(0x1000_0000_01b3) ^ u64::from(pid));
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             if args.retriever {
                 follow(&factory, &election, &recorder).await;
             } else {
                 lead(&args, &factory, &backend, &election, &recorder, &ops, rng).await;
             }
-        }));
+        });
     }
     // And the dispatcher of the HA services.
     {
         let (args, recorder, backend, ops) =
             (args.clone(), recorder.clone(), backend.clone(), ops.clone());
         let rng = Rng::new(args.seed ^ 0x4841 ^ u64::from(pid));
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             if args.retriever {
                 crate::ha_work::follow(backend, &recorder).await;
             } else {
-                crate::ha_work::lead(&args.name, backend, &recorder, &ops, rng).await;
+                let name = format!("{}/{}", args.name, args.life);
+                crate::ha_work::lead(&name, backend, &recorder, &ops, rng).await;
             }
-        }));
+        });
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+    while tasks.join_next().await.is_some() {}
     Ok(())
 }
 
@@ -167,7 +175,7 @@ async fn lead(
             };
             let op = ops.fetch_add(1, Ordering::SeqCst) + 1;
             let write = Stored {
-                id: format!("{}/{}/{op}", args.name, std::process::id()),
+                id: format!("{}/{}/{op}", args.name, args.life),
                 term,
                 prev: read.as_ref().map(|r| r.id.clone()),
                 n: read.as_ref().map_or(1, |r| r.n + 1),

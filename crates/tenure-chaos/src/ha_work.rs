@@ -59,7 +59,7 @@ pub(crate) async fn lead(
     let services = services(backend);
     let counter = services.checkpoint_id_counter(&job());
     let store = services.checkpoint_store(&job());
-    let address = format!("{name}/{}", std::process::id());
+    let address = name.to_owned();
     loop {
         let Ok(dispatcher) = services.dispatcher_leader_election() else {
             return;

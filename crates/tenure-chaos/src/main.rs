@@ -2,7 +2,7 @@
 //! over the recorded history. See RELIABILITY.md.
 //!
 //! ```text
-//! tenure-chaos run --backend local|etcd|zookeeper [--seed N] [--faults N]
+//! tenure-chaos run --backend memory|local|etcd|zookeeper [--seed N] [--faults N]
 //!     [--duration 60s] [--clients 4] [--retrievers 2] [--elections 2]
 //!     [--ttl 2s] [--kinds a,b] [--unsafe-skip-fence] [--dir DIR] [--json]
 //! tenure-chaos check DIR [--json]      check a recorded history again
@@ -33,7 +33,7 @@ use servers::BackendKind;
 const OVERLAP_MARGIN: Duration = Duration::from_millis(250);
 
 const USAGE: &str =
-    "usage: tenure-chaos run --backend local|etcd|zookeeper [--seed N] [--faults N] \
+    "usage: tenure-chaos run --backend memory|local|etcd|zookeeper [--seed N] [--faults N] \
 [--duration 60s] [--clients 4] [--retrievers 2] [--elections 2] [--ttl 2s] [--kinds a,b] \
 [--unsafe-skip-fence] [--dir DIR] [--json]\n       tenure-chaos check DIR [--json]\n       tenure-chaos table SUMMARY.json...";
 
@@ -95,7 +95,7 @@ fn duration(args: &[String], name: &str, default: Duration) -> Result<Duration, 
 async fn run(args: &[String]) -> Result<ExitCode, String> {
     let backend = flag(args, "--backend").ok_or("--backend is required")?;
     let kind = BackendKind::parse(&backend)
-        .ok_or_else(|| format!("unknown backend {backend:?}: local, etcd or zookeeper"))?;
+        .ok_or_else(|| format!("unknown backend {backend:?}: memory, local, etcd or zookeeper"))?;
     let seed = match flag(args, "--seed") {
         Some(_) => number(args, "--seed", 0)?,
         None => history::now_ns() % 1_000_000,
@@ -104,10 +104,17 @@ async fn run(args: &[String]) -> Result<ExitCode, String> {
         .map(|k| k.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
     for k in &kinds {
-        if !campaign::KINDS.iter().any(|(name, _, _)| name == k) {
-            let known: Vec<&str> = campaign::KINDS.iter().map(|(n, _, _)| *n).collect();
+        if !campaign::KINDS
+            .iter()
+            .any(|(name, _, scope)| name == k && campaign::applies(scope, kind))
+        {
+            let known: Vec<&str> = campaign::KINDS
+                .iter()
+                .filter(|(_, _, scope)| campaign::applies(scope, kind))
+                .map(|(n, _, _)| *n)
+                .collect();
             return Err(format!(
-                "unknown fault kind {k:?}; known: {}",
+                "fault kind {k:?} does not apply to {backend}; known: {}",
                 known.join(", ")
             ));
         }
@@ -215,6 +222,7 @@ async fn client(args: &[String]) -> Result<(), String> {
         seed: number(args, "--seed", 0)?,
         unsafe_skip_fence: args.iter().any(|a| a == "--unsafe-skip-fence"),
         retriever: args.iter().any(|a| a == "--retriever"),
+        life: std::process::id(),
     })
     .await
 }

@@ -14,6 +14,9 @@ use crate::proxy::{Mode, Proxy};
 /// Which backend a campaign runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BackendKind {
+    /// In-process: clients are tasks of the campaign's own process, on one
+    /// memory cluster.
+    Memory,
     Local,
     Etcd,
     ZooKeeper,
@@ -22,6 +25,7 @@ pub(crate) enum BackendKind {
 impl BackendKind {
     pub(crate) fn parse(name: &str) -> Option<Self> {
         match name {
+            "memory" => Some(Self::Memory),
             "local" => Some(Self::Local),
             "etcd" => Some(Self::Etcd),
             "zookeeper" | "zk" => Some(Self::ZooKeeper),
@@ -31,6 +35,7 @@ impl BackendKind {
 
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Self::Memory => "memory",
             Self::Local => "local",
             Self::Etcd => "etcd",
             Self::ZooKeeper => "zookeeper",
@@ -68,7 +73,7 @@ impl Servers {
             })
         };
         Ok(match kind {
-            BackendKind::Local => Servers::None,
+            BackendKind::Memory | BackendKind::Local => Servers::None,
             BackendKind::Etcd => {
                 let options = EtcdOptions {
                     members: 3,
@@ -140,6 +145,7 @@ impl Servers {
             .join(",");
         let ms = ttl.as_millis();
         match kind {
+            BackendKind::Memory => format!("memory:{}?ttl={ms}ms", memory_cluster(dir)),
             BackendKind::Local => format!("local://{}", dir.join("data").display()),
             BackendKind::Etcd => format!("etcd://{hosts}/chaos?ttl={ms}ms"),
             BackendKind::ZooKeeper => {
@@ -191,4 +197,22 @@ impl Servers {
         }
         .map_err(|e| e.to_string())
     }
+}
+
+/// The name of the campaign's memory cluster (one per history directory).
+pub(crate) fn memory_cluster(dir: &Path) -> String {
+    let name: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("chaos-{name}")
 }

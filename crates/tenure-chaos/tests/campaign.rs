@@ -51,6 +51,25 @@ fn passes(args: &[&str], faults: u64) {
 }
 
 #[test]
+fn memory_seeds_pass() {
+    for seed in ["1", "2"] {
+        passes(
+            &[
+                "--backend",
+                "memory",
+                "--seed",
+                seed,
+                "--faults",
+                "80",
+                "--duration",
+                "15s",
+            ],
+            40,
+        );
+    }
+}
+
+#[test]
 fn local_seeds_pass() {
     for seed in ["1", "2"] {
         passes(
@@ -142,11 +161,22 @@ fn bad_usage_is_refused_with_a_hint() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("local, etcd or zookeeper"), "{stderr}");
+    assert!(
+        stderr.contains("memory, local, etcd or zookeeper"),
+        "{stderr}"
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_tenure-chaos"))
         .args(["run", "--backend", "local", "--kinds", "meteor"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("client-kill"));
+    // A fault a backend cannot have is refused, not silently skipped.
+    let output = Command::new(env!("CARGO_BIN_EXE_tenure-chaos"))
+        .args(["run", "--backend", "memory", "--kinds", "client-pause-long"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not apply to memory"), "{stderr}");
 }
