@@ -684,6 +684,34 @@ async fn final_reads(options: &Options, servers: &Servers, dir: &Path) -> Result
         counter,
         checkpoints,
     });
+    // Every job whose result the history names.
+    let mut jobs: Vec<u64> = history::load(dir)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|r| match &r.ev {
+            Event::HaInvoke { action, id, .. } if action == "result" => *id,
+            _ => None,
+        })
+        .collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    let store = services.job_result_store();
+    let (mut dirty, mut clean) = (Vec::new(), Vec::new());
+    for id in jobs {
+        let job = crate::ha_work::result_job(id);
+        let state = loop {
+            match store.state(&job).await {
+                Ok(state) => break state,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        match state {
+            Some(tenure::ha::JobResultState::Dirty) => dirty.push(id),
+            Some(tenure::ha::JobResultState::Clean) => clean.push(id),
+            None => {}
+        }
+    }
+    recorder.record(Event::FinalResults { dirty, clean });
     let _ = backend.close().await;
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tenure::ha::{fence_of, CompletedCheckpoint, HaServices, JobId};
+use tenure::ha::{fence_of, CompletedCheckpoint, HaServices, JobId, JobResultEntry};
 use tenure::{DynBackend, Error, LeaderContender};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -59,6 +59,7 @@ pub(crate) async fn lead(
     let services = services(backend);
     let counter = services.checkpoint_id_counter(&job());
     let store = services.checkpoint_store(&job());
+    let results = services.job_result_store();
     let address = name.to_owned();
     loop {
         let Ok(dispatcher) = services.dispatcher_leader_election() else {
@@ -107,6 +108,19 @@ pub(crate) async fn lead(
                 store.add(&fence, &checkpoint).await.map(|()| None)
             })
             .await;
+            // A finished job's result, recorded dirty, then marked clean.
+            let job = result_job(id);
+            let entry = JobResultEntry {
+                job_id: job.clone(),
+                data: format!("result of {id}").into_bytes(),
+            };
+            let created = log
+                .ok("result", Some(id), results.create_dirty(&fence, &entry))
+                .await;
+            if created {
+                log.ok("clean", Some(id), results.mark_clean(&fence, &job))
+                    .await;
+            }
             tokio::time::sleep(Duration::from_millis(rng.range(5, 40))).await;
         }
         // Hand over: closing the election gives leadership up.
@@ -154,6 +168,29 @@ impl Log<'_> {
         });
         value
     }
+
+    /// [`op`](Self::op) for a write that returns nothing; whether it succeeded.
+    async fn ok(
+        &self,
+        action: &str,
+        id: Option<u64>,
+        write: impl std::future::Future<Output = tenure::Result<()>>,
+    ) -> bool {
+        let mut done = false;
+        self.op(action, id, async {
+            write.await.map(|()| {
+                done = true;
+                None
+            })
+        })
+        .await;
+        done
+    }
+}
+
+/// The job whose result a leader records after checkpoint `id`.
+pub(crate) fn result_job(id: u64) -> JobId {
+    JobId::new(format!("finished-{id}")).expect("a valid job id")
 }
 
 /// Reports every leader of the dispatcher that retrieval shows.

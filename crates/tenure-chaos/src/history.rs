@@ -119,6 +119,9 @@ pub(crate) enum Event {
     /// The final read of the HA stores: the counter's next id and the ids
     /// of the checkpoints the store keeps.
     FinalHa { counter: u64, checkpoints: Vec<u64> },
+    /// The final read of the job result store: of the jobs the history names,
+    /// those with a dirty result and those with a clean one.
+    FinalResults { dirty: Vec<u64>, clean: Vec<u64> },
     /// The final read of an election's register.
     Final {
         election: String,

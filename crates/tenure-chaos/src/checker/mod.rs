@@ -108,6 +108,7 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
     let mut ops: Vec<Op> = Vec::new();
     let mut ha_ops: Vec<HaOp> = Vec::new();
     let mut final_ha: Option<(Record, u64, Vec<u64>)> = None;
+    let mut final_results: Option<(Record, Vec<u64>, Vec<u64>)> = None;
     let mut open_ops: HashMap<(Life, u64), Open> = HashMap::new();
     let mut grants: Vec<Grant> = Vec::new();
     let mut open_grants: HashMap<(Life, String, u64), usize> = HashMap::new();
@@ -202,6 +203,9 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
                 counter,
                 checkpoints,
             } => final_ha = Some((record.clone(), *counter, checkpoints.clone())),
+            Event::FinalResults { dirty, clean } => {
+                final_results = Some((record.clone(), dirty.clone(), clean.clone()));
+            }
             Event::Seen { election, term } => {
                 analysis.seen += 1;
                 if let Some(term) = term {
@@ -235,6 +239,7 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
     check_overlaps(&grants, &frozen, margin_ns, &mut analysis);
     check_lost_writes(&ops, &finals, &mut analysis);
     check_ha(&ha_ops, &grants, final_ha.as_ref(), &mut analysis);
+    check_results(&ha_ops, final_results.as_ref(), &mut analysis);
     analysis
 }
 
@@ -568,6 +573,56 @@ fn check_ha(
     analysis.unknown += unknown;
     analysis.unknown_applied += applied;
     analysis.unknown_not_applied += unknown - applied;
+}
+
+/// Invariants 4 and 6 for job results: an acknowledged result is stored,
+/// an acknowledged clean mark holds; unknown outcomes resolved by the final
+/// read.
+fn check_results(
+    ops: &[HaOp],
+    final_results: Option<&(Record, Vec<u64>, Vec<u64>)>,
+    analysis: &mut Analysis,
+) {
+    let Some((final_record, dirty, clean)) = final_results else {
+        return;
+    };
+    for op in ops
+        .iter()
+        .filter(|op| op.action == "result" || op.action == "clean")
+    {
+        let Some(id) = op.id else { continue };
+        let present = if op.action == "result" {
+            dirty.contains(&id) || clean.contains(&id)
+        } else {
+            clean.contains(&id)
+        };
+        match op.outcome {
+            Outcome::Ok if !present => {
+                let mut shown = vec![op.invoke.clone()];
+                shown.extend(op.end.clone());
+                shown.push(final_record.clone());
+                let what = if op.action == "result" {
+                    format!("the acknowledged result of job finished-{id} is lost")
+                } else {
+                    format!("job finished-{id}, acknowledged clean, is not clean")
+                };
+                analysis.violations.push(Violation {
+                    invariant: 4,
+                    what,
+                    records: shown,
+                });
+            }
+            Outcome::Unknown => {
+                analysis.unknown += 1;
+                if present {
+                    analysis.unknown_applied += 1;
+                } else {
+                    analysis.unknown_not_applied += 1;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn op_records(op: &Op) -> Vec<Record> {

@@ -279,7 +279,7 @@ fn ha(
                 election: "ha".into(),
                 term,
                 action: action.into(),
-                id: if action == "checkpoint" { id } else { None },
+                id: if action == "counter" { None } else { id },
             },
         ),
         at(
@@ -371,4 +371,29 @@ fn one_checkpoint_too_many_is_allowed_only_after_an_add_cut_short() {
     clean.extend(ha(20, "c0", 14, 4, "checkpoint", Some(4), Outcome::Ok));
     clean.push(final_ha(5, &[1, 2, 3, 4]));
     assert_eq!(invariants(&clean), [4]);
+}
+
+#[test]
+fn job_results_are_checked() {
+    let mut h = vec![start(0, "c0", 1), ha_grant(1, "c0", 4)];
+    h.extend(ha(2, "c0", 1, 4, "result", Some(7), Outcome::Ok));
+    h.extend(ha(4, "c0", 2, 4, "clean", Some(7), Outcome::Ok));
+    h.extend(ha(6, "c0", 3, 4, "result", Some(8), Outcome::Ok));
+    let results = |dirty: &[u64], clean: &[u64]| {
+        at(
+            40,
+            "final",
+            Event::FinalResults {
+                dirty: dirty.to_vec(),
+                clean: clean.to_vec(),
+            },
+        )
+    };
+    let mut kept = h.clone();
+    kept.push(results(&[8], &[7]));
+    assert!(invariants(&kept).is_empty(), "{:?}", invariants(&kept));
+    // Job 8's acknowledged result is gone; job 7 is dirty again.
+    let mut lost = h.clone();
+    lost.push(results(&[7], &[]));
+    assert_eq!(invariants(&lost), [4, 4]);
 }
