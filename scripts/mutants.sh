@@ -24,6 +24,10 @@ MUTANTS=(
   "leadership-fence${T}crates/tenure-core/src/leadership.rs${T}.put(key, value, condition, Some(&self.inner.grant))${T}.put(key, value, condition, None)${T}memory local etcd zookeeper"
   "renew-deadline${T}crates/tenure-core/src/election.rs${T}if s.renew_deadline.is_some_and(|deadline| deadline <= now) {${T}if false && s.renew_deadline.is_some_and(|deadline| deadline <= now) {${T}memory etcd zookeeper"
   "zk-owner-check${T}crates/tenure-zookeeper/src/campaign.rs${T}if stat.ephemeral_owner as u64 != session.0 {${T}if false {${T}zookeeper"
+  "queue-fence${T}crates/tenure-core/src/backend.rs${T}if current && live(grant.session.0) {${T}if true {${T}memory local"
+  # etcd reuses a lease's candidate key: a campaign that does not wait for the
+  # lost leadership's candidate to go is granted its term again.
+  "regrant-after-loss${T}crates/tenure-core/src/election.rs${T}let _ = release.await;${T}drop(release);${T}etcd"
   # Only memory: on a durable backend terms never go back, so no black-box
   # test there can show an older term to the retrieval; core's unit test
   # drives its view directly.

@@ -357,6 +357,25 @@ pub mod support {
         Ok(())
     }
 
+    /// Checks `fence` (if any) for a backend that keeps its election queues
+    /// itself (memory, local), under its own lock: the fence holds if
+    /// `head(election)` — the candidate heading the election's queue, as
+    /// `(term, session)` — is the grant's, and `live(session)`. The grant may
+    /// be another client's. Fails with [`Error::Fenced`].
+    pub fn check_queue_fence(
+        fence: Option<&super::Grant>,
+        head: impl FnOnce(&crate::name::Path) -> Option<(u64, u64)>,
+        live: impl FnOnce(u64) -> bool,
+    ) -> Result<()> {
+        let Some(grant) = fence else { return Ok(()) };
+        let current = head(&grant.election) == Some((grant.term, grant.session.0));
+        if current && live(grant.session.0) {
+            Ok(())
+        } else {
+            Err(Error::fenced(&grant.election, grant.term))
+        }
+    }
+
     /// Checks a put's `condition` against the key's `current` version, with the
     /// errors the [`Backend::put`](super::Backend::put) contract names.
     pub fn check_put(key: &str, condition: Condition, current: Option<u64>) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
-    self, channel_stream, check_delete, check_put, check_value_size,
+    self, channel_stream, check_delete, check_put, check_queue_fence, check_value_size,
 };
 use tenure_core::{Backend, Condition, Error, Grant, KvEvent, Path, Result, Versioned};
 
@@ -14,17 +14,14 @@ use crate::state::{State, Stored};
 /// may be another process's (`tenure put --fence`): what counts is the state,
 /// read under the directory lock after sessions of dead processes were reaped.
 fn check_fence(state: &State, fence: Option<&Grant>) -> Result<()> {
-    let Some(grant) = fence else { return Ok(()) };
-    let current = state
-        .elections
-        .get(grant.election.as_str())
-        .and_then(|q| q.first())
-        .is_some_and(|e| e.term == grant.term && e.session == grant.session.0);
-    if current && state.sessions.contains(&grant.session.0) {
-        Ok(())
-    } else {
-        Err(Error::fenced(&grant.election, grant.term))
-    }
+    check_queue_fence(
+        fence,
+        |election| {
+            let head = state.elections.get(election.as_str())?.first()?;
+            Some((head.term, head.session))
+        },
+        |session| state.sessions.contains(&session),
+    )
 }
 
 impl LocalBackend {

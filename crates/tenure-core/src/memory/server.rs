@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use crate::backend::support::QueueSender;
+use crate::backend::support::{check_queue_fence, QueueSender};
 use crate::backend::{Grant, KvEvent, LeaderRecord, Versioned};
 use crate::error::{Error, Result};
 use crate::name::Path;
@@ -174,17 +174,14 @@ impl Server {
     }
 
     pub(super) fn check_fence(&self, fence: Option<&Grant>) -> Result<()> {
-        let Some(grant) = fence else { return Ok(()) };
-        let current = self
-            .elections
-            .get(&grant.election)
-            .and_then(|e| e.queue.first())
-            .is_some_and(|head| head.term == grant.term && head.session == grant.session.0);
-        if current && self.live.contains(&grant.session.0) {
-            Ok(())
-        } else {
-            Err(Error::fenced(&grant.election, grant.term))
-        }
+        check_queue_fence(
+            fence,
+            |election| {
+                let head = self.elections.get(election)?.queue.first()?;
+                Some((head.term, head.session))
+            },
+            |session| self.live.contains(&session),
+        )
     }
 
     pub(super) fn version(&self, key: &Path) -> Option<u64> {
