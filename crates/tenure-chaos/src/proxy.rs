@@ -31,7 +31,7 @@ pub(crate) struct Proxy {
 }
 
 impl Proxy {
-    /// Forwards 127.0.0.1:<free port> to `server`.
+    /// Forwards `127.0.0.1:<free port>` to `server`.
     pub(crate) async fn start(server: SocketAddr) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -11,7 +11,7 @@
 //! to one named `#[tokio::test]` per case, so a failure names its case and no
 //! backend can leave a case out: the list lives in the macro, not in each
 //! backend. Each case builds the clients it needs from the cluster and checks one
-//! property of the [`Backend`](crate::Backend) contract or of the generic code
+//! property of the [`Backend`] contract or of the generic code
 //! on top of it.
 
 use std::fmt;
