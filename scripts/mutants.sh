@@ -28,6 +28,8 @@ MUTANTS=(
   # etcd reuses a lease's candidate key: a campaign that does not wait for the
   # lost leadership's candidate to go is granted its term again.
   "regrant-after-loss${T}crates/tenure-core/src/election.rs${T}let _ = release.await;${T}drop(release);${T}etcd"
+  "stale-grant${T}crates/tenure-core/src/election.rs${T}Ok(grant) if !session_sound(&status, &grant) => {${T}Ok(grant) if false => {${T}memory"
+  "granted-reuse${T}crates/tenure-etcd/src/campaign.rs${T}if self.was_granted(&key, lease, term) {${T}if false {${T}etcd"
   # Only memory: on a durable backend terms never go back, so no black-box
   # test there can show an older term to the retrieval; core's unit test
   # drives its view directly.

@@ -252,6 +252,16 @@ impl Election {
                 _ = self.inner.closed.cancelled() => return Err(Error::Closed { what: "election" }),
             };
             match outcome {
+                Ok(grant) if !session_sound(&status, &grant) => {
+                    // The backend's word came too late to trust: the session
+                    // passed its renew deadline (or ended) while the answer
+                    // was on its way — across a partition, say — so the
+                    // candidate may already be gone on the server and another
+                    // granted. Give it back and campaign again once the
+                    // session is sound; never deliver a phantom grant.
+                    tracing::debug!(election = %self.inner.name, term = grant.term, "grant arrived on a stale session; campaigning again");
+                    give_back(&self.inner.backend, &grant).await;
+                }
                 Ok(grant) => {
                     let leadership = Leadership::new(self.inner.backend.clone(), grant);
                     crate::observe::granted(&self.inner.name, leadership.term());
@@ -359,6 +369,16 @@ impl Election {
             }
         }
     }
+}
+
+/// Whether `grant` may be delivered: its session is the current one, not lost,
+/// and not past its renew deadline.
+fn session_sound(status: &watch::Receiver<SessionStatus>, grant: &Grant) -> bool {
+    let s = *status.borrow();
+    s.id == grant.session
+        && !matches!(s.state, SessionState::Lost | SessionState::Closed)
+        && s.renew_deadline
+            .is_none_or(|deadline| deadline > Instant::now())
 }
 
 /// Resigns `grant` now, or — if the backend cannot be reached — keeps trying in

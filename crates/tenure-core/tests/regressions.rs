@@ -443,3 +443,43 @@ async fn a_dropped_service_lets_leadership_go() {
         .expect("b leads");
     assert_eq!(leader.term, granted.term());
 }
+
+// A grant that arrives after its session ended is never delivered: the
+// campaign goes on under the new session. (Found by tenure-chaos on etcd×3:
+// a client cut off for longer than its TTL received the held "you are
+// first" answer once the partition healed, when its candidate was long gone
+// and another process had led since.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_arrives_after_its_session_ended_is_not_delivered() {
+    let cluster = MemoryCluster::new();
+    let memory = cluster.client();
+    let slow: DynBackend = Arc::new(
+        tenure_core::conformance::Slow::new(Arc::new(memory.clone()))
+            .with_grant_delay(Duration::from_millis(300)),
+    );
+    let first_session = slow.session().borrow().id;
+    let contest = election(slow, ConnectionPolicy::default(), "a", "phantom");
+    let campaign = tokio::spawn(async move { contest.campaign().await });
+    // The backend grants at once; while the answer is on its way, the
+    // session ends on the server.
+    let name = Path::parse("election", "phantom").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while memory.leader(&name).await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the backend grants");
+    memory.expire_session();
+    let leadership = tokio::time::timeout(Duration::from_secs(10), campaign)
+        .await
+        .expect("the campaign goes on and is granted")
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        leadership.grant().session,
+        first_session,
+        "a grant of the ended session was delivered"
+    );
+    assert!(leadership.is_held());
+}

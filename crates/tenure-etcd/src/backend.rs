@@ -55,6 +55,12 @@ pub(crate) struct Inner {
     /// otherwise hold thousands of requests' futures and buffers at a time,
     /// and the heap stays fragmented by them long after.
     pub(crate) request_slots: Arc<tokio::sync::Semaphore>,
+    /// The candidates this process was granted, by key: the lease and the
+    /// create revision (the term). etcd's election recipe names a candidate
+    /// after its lease, so a campaign on the same lease finds an earlier
+    /// leadership's candidate if its removal has not gone through yet; it must
+    /// not take it over, or that term would be granted twice.
+    pub(crate) granted: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
     /// The last answer of the server about a lease, shared by concurrent askers.
     alive_check: tokio::sync::Mutex<Option<(SessionId, tokio::time::Instant, bool)>>,
     session_task: Mutex<Option<JoinHandle<()>>>,
@@ -192,6 +198,7 @@ impl EtcdBackend {
                 hub,
                 leader_watches: LeaderWatches::new(),
                 request_slots: Arc::new(tokio::sync::Semaphore::new(REQUEST_SLOTS)),
+                granted: std::sync::Mutex::default(),
                 alive_check: tokio::sync::Mutex::new(None),
                 session_task: Mutex::new(Some(task)),
             }),

@@ -91,7 +91,25 @@ impl EtcdBackend {
             .when([Compare::create_revision(key, CompareOp::Equal, term)])
             .and_then([TxnOp::delete(key, None)]);
         self.kv().txn(txn).await.map_err(map_err)?;
+        self.forget_grant(key, term);
         Ok(())
+    }
+
+    fn granted(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (i64, i64)>> {
+        self.inner.granted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether candidate `key` created at `term` on `lease` was granted before.
+    fn was_granted(&self, key: &str, lease: i64, term: i64) -> bool {
+        self.granted().get(key) == Some(&(lease, term))
+    }
+
+    /// Forgets a granted candidate once it is gone.
+    fn forget_grant(&self, key: &str, term: i64) {
+        let mut granted = self.granted();
+        if granted.get(key).is_some_and(|&(_, t)| t == term) {
+            granted.remove(key);
+        }
     }
 
     /// Waits until candidate `key` (created at `term`) is first in its queue,
@@ -224,6 +242,16 @@ impl EtcdBackend {
         // removes it (this call on an error, the guard on a drop) removes only
         // this very candidate, never a later one of the same lease.
         guard.term = Some(term);
+        if self.was_granted(&key, lease, term) {
+            // An earlier leadership's candidate, still queued (its removal
+            // has not gone through): remove it and let the caller campaign
+            // again, with a new candidate and a new term.
+            Box::pin(self.withdraw(&key, term)).await?;
+            guard.armed = false;
+            return Err(Error::unavailable(
+                "an earlier leadership's candidate was still queued; it is removed",
+            ));
+        }
         // Boxed: only campaigns that get this far hold room for it.
         let outcome = Box::pin(self.wait_first(election, &key, term, session)).await;
         match &outcome {
@@ -237,11 +265,17 @@ impl EtcdBackend {
                 }
             }
         }
-        outcome.map(|()| Grant {
-            election: election.clone(),
-            term: term as u64,
-            session,
-            key,
+        outcome.map(|()| {
+            let mut granted = self.granted();
+            // Candidates of earlier leases can never be found again.
+            granted.retain(|_, (l, _)| *l == lease);
+            granted.insert(key.clone(), (lease, term));
+            Grant {
+                election: election.clone(),
+                term: term as u64,
+                session,
+                key,
+            }
         })
     }
 
@@ -257,6 +291,7 @@ impl EtcdBackend {
             )])
             .and_then([TxnOp::delete(grant.key.clone(), None)]);
         self.kv().txn(txn).await.map_err(map_err)?;
+        self.forget_grant(&grant.key, grant.term as i64);
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tenure_core::conformance::Slow;
 use tenure_core::{
     follow_election, ConnectionPolicy, DynBackend, Election, ElectionFactory, ElectionOptions,
     Error, LossReason, Path,
@@ -421,99 +422,6 @@ async fn retrieval_survives_compaction_and_restarts() {
     }
 }
 
-/// The etcd backend with every resign held back for `delay`, as a network
-/// that loses the deletes for a while does (a cluster changing leader, say).
-#[derive(Debug)]
-struct SlowResign {
-    inner: DynBackend,
-    delay: Duration,
-}
-
-#[async_trait::async_trait]
-impl tenure_core::Backend for SlowResign {
-    fn capabilities(&self) -> tenure_core::Capabilities {
-        self.inner.capabilities()
-    }
-    fn session(&self) -> tokio::sync::watch::Receiver<tenure_core::SessionStatus> {
-        self.inner.session()
-    }
-    async fn session_alive(&self, id: tenure_core::SessionId) -> tenure_core::Result<bool> {
-        self.inner.session_alive(id).await
-    }
-    async fn campaign(
-        &self,
-        election: &Path,
-        session: tenure_core::SessionId,
-        value: &[u8],
-    ) -> tenure_core::Result<tenure_core::Grant> {
-        self.inner.campaign(election, session, value).await
-    }
-    async fn resign(&self, grant: &tenure_core::Grant) -> tenure_core::Result<()> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.resign(grant).await
-    }
-    async fn leader(
-        &self,
-        election: &Path,
-    ) -> tenure_core::Result<Option<tenure_core::LeaderRecord>> {
-        self.inner.leader(election).await
-    }
-    async fn candidates(
-        &self,
-        election: &Path,
-    ) -> tenure_core::Result<Vec<tenure_core::Candidate>> {
-        self.inner.candidates(election).await
-    }
-    async fn watch_leader(
-        &self,
-        election: &Path,
-    ) -> tenure_core::Result<
-        futures_util::stream::BoxStream<
-            'static,
-            tenure_core::Result<Option<tenure_core::LeaderRecord>>,
-        >,
-    > {
-        self.inner.watch_leader(election).await
-    }
-    async fn get(&self, key: &Path) -> tenure_core::Result<Option<tenure_core::Versioned>> {
-        self.inner.get(key).await
-    }
-    async fn list(
-        &self,
-        prefix: &Path,
-    ) -> tenure_core::Result<Vec<(String, tenure_core::Versioned)>> {
-        self.inner.list(prefix).await
-    }
-    async fn watch(
-        &self,
-        prefix: &Path,
-    ) -> tenure_core::Result<
-        futures_util::stream::BoxStream<'static, tenure_core::Result<tenure_core::KvEvent>>,
-    > {
-        self.inner.watch(prefix).await
-    }
-    async fn put(
-        &self,
-        key: &Path,
-        value: &[u8],
-        condition: tenure_core::Condition,
-        fence: Option<&tenure_core::Grant>,
-    ) -> tenure_core::Result<u64> {
-        self.inner.put(key, value, condition, fence).await
-    }
-    async fn delete(
-        &self,
-        key: &Path,
-        condition: tenure_core::Condition,
-        fence: Option<&tenure_core::Grant>,
-    ) -> tenure_core::Result<bool> {
-        self.inner.delete(key, condition, fence).await
-    }
-    async fn close(&self) -> tenure_core::Result<()> {
-        self.inner.close().await
-    }
-}
-
 /// A leadership lost at its renew deadline while its lease lives on at the
 /// server is never granted again: the next campaign on that lease waits
 /// until the old candidate is removed, and leads under a new term, so the
@@ -523,15 +431,24 @@ impl tenure_core::Backend for SlowResign {
 /// so the next campaign was granted the old term again.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_leadership_is_never_granted_again_under_its_term() {
+    lost_leadership_then_campaign(false).await;
+}
+
+/// The same, when the next campaign is another election object of the same
+/// process (a service that closes its election and makes a new one): the
+/// backend itself refuses to grant a candidate it granted before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_leadership_is_not_granted_again_to_a_new_election_object() {
+    lost_leadership_then_campaign(true).await;
+}
+
+async fn lost_leadership_then_campaign(fresh_election: bool) {
     let etcd = EtcdCluster::single().unwrap();
     // Long enough that the margin between the renew deadline and the lease's
     // expiry (a sixth of it) leaves the client time to renew after the resume.
     let ttl = Duration::from_secs(6);
     let (_, plain) = connect(&etcd, "revive", ttl).await;
-    let a: DynBackend = Arc::new(SlowResign {
-        inner: plain,
-        delay: Duration::from_secs(2),
-    });
+    let a: DynBackend = Arc::new(Slow::new(plain).with_resign_delay(Duration::from_secs(2)));
     let contest = election(&a, "e", "a", ConnectionPolicy::RevokeOnLost);
     let first = within("A's grant", PATIENCE, contest.campaign())
         .await
@@ -547,6 +464,12 @@ async fn a_lost_leadership_is_never_granted_again_under_its_term() {
     etcd.resume(0);
     assert_eq!(reason, LossReason::RenewDeadlinePassed);
 
+    let contest = if fresh_election {
+        contest.close().await;
+        election(&a, "e", "a", ConnectionPolicy::RevokeOnLost)
+    } else {
+        contest
+    };
     let second = within("A's next grant", PATIENCE, contest.campaign())
         .await
         .unwrap();

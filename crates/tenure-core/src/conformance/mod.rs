@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 
 pub mod cases;
 pub mod ha;
+mod slow;
+
+pub use slow::Slow;
 
 /// A fresh cluster of one backend, built per case, that makes clients and
 /// injects the faults the cases need.
