@@ -325,7 +325,17 @@ pub async fn campaign_is_idempotent(cluster: &dyn TestCluster) {
 /// session is lost.
 pub async fn many_elections_on_one_session(cluster: &dyn TestCluster) {
     let backends = clients(cluster, 1).await;
-    let factory = ElectionFactory::new(backends[0].clone());
+    // Ended by the session's loss alone: a backend may see its connection
+    // drop (suspended) before it learns the session is gone (ZooKeeper,
+    // whose server closes the old connection when the session is taken
+    // over), and suspension must not be what ends these leaderships.
+    let factory = ElectionFactory::with_options(
+        backends[0].clone(),
+        ElectionOptions {
+            policy: ConnectionPolicy::RevokeOnLost,
+            ..ElectionOptions::default()
+        },
+    );
     let elections: Vec<_> = (0..1000)
         .map(|i| factory.new_election(&format!("many-{i}")).unwrap())
         .collect();
