@@ -99,7 +99,8 @@ struct Procs {
     exe: PathBuf,
     dir: PathBuf,
     options: Options,
-    /// Lives of in-process clients, counted.
+    /// Lives of clients, counted: they name a client's writes, which must
+    /// stay unique when the system reuses a process id.
     lives: u32,
 }
 
@@ -109,6 +110,8 @@ impl Procs {
             self.spawn_task(i);
             return Ok(());
         }
+        self.lives += 1;
+        let life = self.lives;
         let proc = &mut self.list[i];
         let log = std::fs::File::create(self.dir.join(format!("{}.log", proc.name)))
             .map_err(|e| e.to_string())?;
@@ -120,6 +123,7 @@ impl Procs {
             .arg(self.dir.join(format!("{}.jsonl", proc.name)))
             .args(["--elections", &self.options.elections.to_string()])
             .args(["--seed", &(self.options.seed ^ i as u64).to_string()])
+            .args(["--life", &life.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -75,7 +75,10 @@ pub(crate) async fn run_on(args: ClientArgs, backend: DynBackend) -> Result<(), 
     let recorder = Recorder::open(&args.history, &args.name)
         .map_err(|e| format!("cannot open {}: {e}", args.history.display()))?;
     let pid = args.life;
-    recorder.record(Event::Start { pid });
+    recorder.record(Event::Start {
+        life: args.life,
+        pid: std::process::id(),
+    });
     let factory = factory(backend.clone());
     let ops = Arc::new(AtomicU64::new(0));
     // Owned here: dropping this future (an in-process client stopped) stops them.

@@ -35,7 +35,7 @@ pub(crate) struct Record {
 /// What the register of an election holds: the write that put it there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Stored {
-    /// The write's id, `<process>/<pid>/<op>`: unique in a campaign.
+    /// The write's id, `<process>/<life>/<op>`: unique in a campaign.
     pub(crate) id: String,
     /// The term it was written under.
     pub(crate) term: u64,
@@ -65,8 +65,9 @@ pub(crate) enum Outcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "ev", rename_all = "snake_case")]
 pub(crate) enum Event {
-    /// The process started (again); `pid` tells its lives apart.
-    Start { pid: u32 },
+    /// The process started (again): its `life`, numbered by the campaign
+    /// (process ids are reused by the system in a long run), and its `pid`.
+    Start { life: u32, pid: u32 },
     /// Leadership of `election` granted under `term`.
     Grant { election: String, term: u64 },
     /// That leadership's loss signal fired (`reason`), or it was resigned.

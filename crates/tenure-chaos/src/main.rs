@@ -222,7 +222,7 @@ async fn client(args: &[String]) -> Result<(), String> {
         seed: number(args, "--seed", 0)?,
         unsafe_skip_fence: args.iter().any(|a| a == "--unsafe-skip-fence"),
         retriever: args.iter().any(|a| a == "--retriever"),
-        life: std::process::id(),
+        life: number(args, "--life", u64::from(std::process::id()))? as u32,
     })
     .await
 }

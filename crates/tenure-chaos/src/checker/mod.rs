@@ -118,7 +118,7 @@ pub(crate) fn check(records: &[Record], margin_ns: u64) -> Analysis {
         let pid = life_of.get(&record.p).copied().unwrap_or(0);
         let life = (record.p.clone(), pid);
         match &record.ev {
-            Event::Start { pid } => {
+            Event::Start { life: pid, .. } => {
                 // The previous life ended here at the latest.
                 let previous = (
                     record.p.clone(),

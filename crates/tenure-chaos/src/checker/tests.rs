@@ -15,7 +15,7 @@ fn at(t: u64, p: &str, ev: Event) -> Record {
 }
 
 fn start(t: u64, p: &str, pid: u32) -> Record {
-    at(t, p, Event::Start { pid })
+    at(t, p, Event::Start { life: pid, pid })
 }
 
 fn grant(t: u64, p: &str, term: u64) -> Record {
