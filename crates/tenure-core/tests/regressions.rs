@@ -463,9 +463,12 @@ async fn a_grant_that_arrives_after_its_session_ended_is_not_delivered() {
     // The backend grants at once; while the answer is on its way, the
     // session ends on the server.
     let name = Path::parse("election", "phantom").unwrap();
+    let mut leaders = memory.watch_leader(&name).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
-        while memory.leader(&name).await.unwrap().is_none() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        while let Some(leader) = futures_util::StreamExt::next(&mut leaders).await {
+            if leader.unwrap().is_some() {
+                return;
+            }
         }
     })
     .await
