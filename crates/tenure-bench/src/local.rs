@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tenure::{Condition, DynBackend, Path};
+use tenure::{DynBackend, Guard, Path};
 
 use crate::plan::{in_process, Plan};
 use crate::proc::{nanos, since, tenure_command, Proc};
@@ -45,7 +45,7 @@ async fn scenarios_on(report: &mut Report, plan: &Plan, url: &str) -> Result<(),
     for i in 0..plan.watches {
         let written = nanos();
         observer
-            .put(&key, i.to_string().as_bytes(), Condition::Any, None)
+            .put(&key, i.to_string().as_bytes(), Guard::ANY)
             .await
             .map_err(|e| e.to_string())?;
         let seen = watcher.expect("EVENT").await?;

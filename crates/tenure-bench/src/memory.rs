@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use futures_util::StreamExt;
-use tenure::{Condition, DynBackend, ElectionFactory, MemoryCluster, Path};
+use tenure::{Condition, DynBackend, ElectionFactory, Guard, MemoryCluster, Path};
 use tokio::time::Instant;
 
 use crate::plan::{in_process, Plan};
@@ -124,7 +124,7 @@ pub(crate) async fn run(report: &mut Report, plan: &Plan) -> Result<(), String> 
     let mut samples = Vec::new();
     for i in 0..plan.watches {
         let written = Instant::now();
-        a.put(&key, i.to_string().as_bytes(), Condition::Any, None)
+        a.put(&key, i.to_string().as_bytes(), Guard::ANY)
             .await
             .map_err(|e| e.to_string())?;
         events

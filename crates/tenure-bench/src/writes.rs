@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenure::{Condition, DynBackend, Election, ElectionFactory, Leadership, Path};
+use tenure::{Condition, DynBackend, Election, ElectionFactory, Guard, Leadership, Path};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};
@@ -41,7 +41,7 @@ pub(crate) struct Throughput {
 /// Fenced: one leadership of election `bench-writes` is acquired on `backend`
 /// first and every write is [`Leadership::put`] — conditional, at the backend,
 /// on that leadership still being current. Unfenced: every write is
-/// `backend.put(key, value, Condition::Any, None)`. Each writer first makes
+/// `backend.put(key, value, Guard::ANY)`. Each writer first makes
 /// [`WARMUP_PER_WRITER`] untimed writes of the same kind; then all start
 /// together.
 ///
@@ -101,9 +101,7 @@ impl Target {
     async fn write(&self, key: &Path, value: &[u8]) -> Result<(), String> {
         let written = match self {
             Target::Fenced(leadership) => timeout(WAIT, leadership.put(key, value)).await,
-            Target::Unfenced(backend) => {
-                timeout(WAIT, backend.put(key, value, Condition::Any, None)).await
-            }
+            Target::Unfenced(backend) => timeout(WAIT, backend.put(key, value, Guard::ANY)).await,
         };
         match written {
             Ok(Ok(_version)) => Ok(()),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tenure::{Condition, DynBackend, ElectionFactory, Error, Path};
+use tenure::{Condition, DynBackend, ElectionFactory, Error, Guard, Path};
 
 use crate::history::{Event, Outcome, Recorder, Stored};
 use crate::rng::Rng;
@@ -191,7 +191,11 @@ async fn lead(
                 write,
             });
             let written = if args.unsafe_skip_fence {
-                tokio::time::timeout(OP_TIMEOUT, backend.put(&key, &value, condition, None)).await
+                tokio::time::timeout(
+                    OP_TIMEOUT,
+                    backend.put(&key, &value, Guard::when(condition)),
+                )
+                .await
             } else {
                 tokio::time::timeout(OP_TIMEOUT, leadership.put_if(&key, &value, condition)).await
             };

@@ -14,7 +14,7 @@
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tenure::{Condition, DynBackend, Error, KvEvent, Leadership, Path, Result};
+use tenure::{Condition, DynBackend, Error, Guard, KvEvent, Leadership, Path, Result};
 use uuid::Uuid;
 
 use crate::common::hostname;
@@ -99,7 +99,7 @@ pub(crate) fn decode(key: &Path, bytes: &[u8]) -> Result<Holder> {
 pub(crate) async fn request_resign(backend: &DynBackend, election: &str, term: u64) -> Result<()> {
     let bytes = serde_json::to_vec(&ResignRequest { term }).expect("always serializes");
     backend
-        .put(&resign_key(election)?, &bytes, Condition::Any, None)
+        .put(&resign_key(election)?, &bytes, Guard::ANY)
         .await?;
     Ok(())
 }

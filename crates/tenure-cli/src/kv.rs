@@ -12,7 +12,7 @@
 use std::io::{Read, Write};
 
 use serde::Serialize;
-use tenure::{Condition, DynBackend, Error, Path, Result};
+use tenure::{DynBackend, Error, Guard, Path, Result};
 
 use crate::fence::Fence;
 use crate::{GetArgs, PutArgs};
@@ -135,12 +135,7 @@ async fn write(
         });
     }
     backend
-        .put(
-            key,
-            &encode(grant.term, &value),
-            Condition::Any,
-            Some(grant),
-        )
+        .put(key, &encode(grant.term, &value), Guard::fenced(grant))
         .await
 }
 

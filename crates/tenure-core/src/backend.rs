@@ -175,9 +175,10 @@ pub struct Versioned {
 }
 
 /// The precondition of a write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Condition {
     /// Write unconditionally.
+    #[default]
     Any,
     /// Create: fail with [`Error::AlreadyExists`](crate::Error::AlreadyExists) if
     /// the key exists.
@@ -186,6 +187,50 @@ pub enum Condition {
     /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) unless the key
     /// exists at exactly this version.
     Version(u64),
+}
+
+/// How a write is guarded: its [`Condition`] and, for a leader's write, the
+/// [`Grant`] that must still lead when it lands (see [`Backend::put`]).
+///
+/// ```
+/// use tenure_core::{Condition, Guard};
+///
+/// let create = Guard::when(Condition::Absent);
+/// assert_eq!(create.condition, Condition::Absent);
+/// assert!(create.fence.is_none());
+/// assert_eq!(Guard::ANY, Guard::default());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Guard<'a> {
+    /// What must hold of the key's current version.
+    pub condition: Condition,
+    /// The leadership the write is fenced by: it lands only if this grant is
+    /// still its election's current leader.
+    pub fence: Option<&'a Grant>,
+}
+
+impl<'a> Guard<'a> {
+    /// Unconditional and unfenced.
+    pub const ANY: Guard<'static> = Guard {
+        condition: Condition::Any,
+        fence: None,
+    };
+
+    /// A write guarded by `condition` and, if given, by `fence`.
+    pub fn new(condition: Condition, fence: Option<&'a Grant>) -> Self {
+        Guard { condition, fence }
+    }
+
+    /// An unfenced write guarded by `condition`.
+    pub fn when(condition: Condition) -> Self {
+        Guard::new(condition, None)
+    }
+
+    /// An unconditional write fenced by `grant`.
+    pub fn fenced(grant: &'a Grant) -> Self {
+        Guard::new(Condition::Any, Some(grant))
+    }
 }
 
 /// A change under a watched prefix.
@@ -296,8 +341,8 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// already seen.
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>>;
 
-    /// Writes `value` at `key` if `condition` holds and, when `fence` is given,
-    /// only if that grant is still its election's current leader under a live
+    /// Writes `value` at `key` if `guard.condition` holds and, when
+    /// `guard.fence` is given, only if that grant is still its election's current leader under a live
     /// session — all checked atomically with the write, at the backend.
     ///
     /// The grant may come from another client of the same backend (another
@@ -312,19 +357,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) (fence checked
     /// first); reject values above [`Capabilities::max_value_size`] with
     /// [`Error::TooLarge`](crate::Error::TooLarge). Returns the new version.
-    async fn put(
-        &self,
-        key: &Path,
-        value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<u64>;
+    async fn put(&self, key: &Path, value: &[u8], guard: Guard<'_>) -> Result<u64>;
 
     /// Deletes `key` under the same rules as [`Backend::put`]. Returns whether a
     /// key was deleted; with [`Condition::Version`] a missing key is
     /// [`Error::NotFound`](crate::Error::NotFound).
-    async fn delete(&self, key: &Path, condition: Condition, fence: Option<&Grant>)
-        -> Result<bool>;
+    async fn delete(&self, key: &Path, guard: Guard<'_>) -> Result<bool>;
 
     /// Ends the session (removing its candidates) and releases the client.
     /// Afterwards the session state is `Closed` and every call fails with

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::backend::{Condition, DynBackend, Grant, SessionState};
+use crate::backend::{Condition, DynBackend, Grant, Guard, SessionState};
 use crate::error::{Error, Result};
 use crate::name::Path;
 
@@ -183,7 +183,7 @@ impl Leadership {
         let written = self
             .inner
             .backend
-            .put(key, value, condition, Some(&self.inner.grant))
+            .put(key, value, Guard::new(condition, Some(&self.inner.grant)))
             .await;
         self.observe(store, written)
     }
@@ -199,7 +199,7 @@ impl Leadership {
         let deleted = self
             .inner
             .backend
-            .delete(key, condition, Some(&self.inner.grant))
+            .delete(key, Guard::new(condition, Some(&self.inner.grant)))
             .await;
         self.observe(store, deleted)
     }
@@ -228,7 +228,7 @@ impl Leadership {
         let written = self
             .inner
             .backend
-            .put(key, value, Condition::Any, Some(&self.inner.grant))
+            .put(key, value, Guard::fenced(&self.inner.grant))
             .await;
         self.observe(STORE, written)
     }

@@ -96,7 +96,7 @@ pub mod retrieval;
 pub mod url;
 
 pub use backend::{
-    Backend, Candidate, Capabilities, Condition, DynBackend, Grant, KvEvent, LeaderRecord,
+    Backend, Candidate, Capabilities, Condition, DynBackend, Grant, Guard, KvEvent, LeaderRecord,
     SessionId, SessionState, SessionStatus, Versioned,
 };
 pub use election::{ConnectionPolicy, Election, ElectionFactory, ElectionOptions};

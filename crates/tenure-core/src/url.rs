@@ -149,6 +149,20 @@ impl BackendUrl {
         Err(Error::invalid("url", &self.hosts.join(","), usage))
     }
 
+    /// The hosts, or `usage` as the error if the URL names none: for backends
+    /// with servers.
+    pub fn required_hosts(&self, usage: &str) -> Result<&[String]> {
+        if self.hosts.is_empty() {
+            return Err(Error::invalid("url", &self.path, usage));
+        }
+        Ok(&self.hosts)
+    }
+
+    /// The path without its leading `/`, or `None` if that leaves nothing.
+    pub fn relative_path(&self) -> Option<&str> {
+        Some(self.path.trim_start_matches('/')).filter(|p| !p.is_empty())
+    }
+
     /// Fails unless every option is one of `known`, naming the first that is not.
     pub fn check_options(&self, known: &[&str]) -> Result<()> {
         for (k, _) in &self.options {

@@ -12,7 +12,7 @@ use tenure_core::ha::{
     JobResultEntry, JobSchedulingStatus, JobStatus, StandaloneHaServices, DEFAULT_JOB_ID,
 };
 use tenure_core::{
-    Condition, DynBackend, ElectionMode, Error, Leadership, MemoryBackend, MemoryCluster, Path,
+    DynBackend, ElectionMode, Error, Guard, Leadership, MemoryBackend, MemoryCluster, Path,
     DEFAULT_LEADER_SESSION_ID,
 };
 use tokio::sync::mpsc;
@@ -102,10 +102,7 @@ async fn corrupted_records_are_reported_by_key_and_never_overwritten() {
         "c1/job_results/j1",
     ];
     for k in keys {
-        backend
-            .put(&key(k), &garbage, Condition::Any, None)
-            .await
-            .unwrap();
+        backend.put(&key(k), &garbage, Guard::ANY).await.unwrap();
     }
     let plans = ha.execution_plan_store();
     let plan = ExecutionPlan {
@@ -158,12 +155,7 @@ async fn corrupted_records_are_reported_by_key_and_never_overwritten() {
     }
     // A well-formed record of the wrong kind, or a newer version, is corrupt too.
     backend
-        .put(
-            &key("c1/jobs/j1/checkpoint_id_counter"),
-            br#"{"format":"tenure-ha","version":2,"kind":"checkpoint_id_counter","body":{"next":3}}"#,
-            Condition::Any,
-            None,
-        )
+        .put(&key("c1/jobs/j1/checkpoint_id_counter"), br#"{"format":"tenure-ha","version":2,"kind":"checkpoint_id_counter","body":{"next":3}}"#, Guard::ANY)
         .await
         .unwrap();
     let e = counter.get().await.unwrap_err();
@@ -219,12 +211,7 @@ async fn a_pointer_out_of_its_job_is_corrupted() {
             r#"{{"format":"tenure-ha","version":1,"kind":"execution_plan","body":{{"job_id":"j1","state":{{"storage":"blob","name":"{name}","size":1,"crc32":0}}}}}}"#
         );
         ha.backend()
-            .put(
-                &key("c1/jobgraphs/j1"),
-                record.as_bytes(),
-                Condition::Any,
-                None,
-            )
+            .put(&key("c1/jobgraphs/j1"), record.as_bytes(), Guard::ANY)
             .await
             .unwrap();
         let e = ha
@@ -679,8 +666,7 @@ async fn cleanup_attempts_every_step_and_reports_all_failures() {
         .put(
             &key("c1/leader/j2/connection_info"),
             info.as_bytes(),
-            Condition::Any,
-            None,
+            Guard::ANY,
         )
         .await
         .unwrap();

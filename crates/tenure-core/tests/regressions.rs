@@ -23,6 +23,26 @@ fn election(b: DynBackend, policy: ConnectionPolicy, id: &str, name: &str) -> El
     .unwrap()
 }
 
+/// Two clients of one memory cluster: `a` leads election `e` (`ea`, `la`), and
+/// `b` campaigns behind it (`waiting`).
+async fn a_leads_and_b_waits(
+    policy: ConnectionPolicy,
+) -> (
+    MemoryBackend,
+    MemoryBackend,
+    Election,
+    Leadership,
+    tokio::task::JoinHandle<Result<Leadership>>,
+) {
+    let cluster = MemoryCluster::new();
+    let (a, b) = (cluster.client(), cluster.client());
+    let ea = election(Arc::new(a.clone()), policy, "a", "e");
+    let la = ea.campaign().await.unwrap();
+    let eb = election(Arc::new(b.clone()), policy, "b", "e");
+    let waiting = tokio::spawn(async move { eb.campaign().await });
+    (a, b, ea, la, waiting)
+}
+
 // A stale partition timer expires the session during a later partition,
 //    before the client's renew deadline: two leaders believe they lead.
 #[tokio::test(start_paused = true)]
@@ -74,22 +94,7 @@ async fn an_old_partition_timer_cannot_expire_a_later_partition_early() {
 //    blocks the election forever.
 #[tokio::test(start_paused = true)]
 async fn closing_after_suspension_still_frees_the_election() {
-    let cluster = MemoryCluster::new();
-    let (a, b) = (cluster.client(), cluster.client());
-    let ea = election(
-        Arc::new(a.clone()),
-        ConnectionPolicy::RevokeOnSuspended,
-        "a",
-        "e",
-    );
-    let la = ea.campaign().await.unwrap();
-    let eb = election(
-        Arc::new(b.clone()),
-        ConnectionPolicy::RevokeOnSuspended,
-        "b",
-        "e",
-    );
-    let waiting = tokio::spawn(async move { eb.campaign().await });
+    let (a, b, ea, la, waiting) = a_leads_and_b_waits(ConnectionPolicy::RevokeOnSuspended).await;
     a.suspend();
     assert_eq!(la.lost().await, LossReason::SessionSuspended);
     ea.close().await; // typical reaction to a lost token
@@ -107,22 +112,7 @@ async fn closing_after_suspension_still_frees_the_election() {
 // background once it can be reached.
 #[tokio::test(start_paused = true)]
 async fn resign_while_suspended_completes_after_heal() {
-    let cluster = MemoryCluster::new();
-    let (a, b) = (cluster.client(), cluster.client());
-    let ea = election(
-        Arc::new(a.clone()),
-        ConnectionPolicy::RevokeOnLost,
-        "a",
-        "e",
-    );
-    let la = ea.campaign().await.unwrap();
-    let eb = election(
-        Arc::new(b.clone()),
-        ConnectionPolicy::RevokeOnLost,
-        "b",
-        "e",
-    );
-    let waiting = tokio::spawn(async move { eb.campaign().await });
+    let (a, _b, ea, la, waiting) = a_leads_and_b_waits(ConnectionPolicy::RevokeOnLost).await;
     a.suspend();
     ea.resign().await.expect("resign is accepted while cut off");
     assert_eq!(la.loss_reason(), Some(LossReason::Resigned));
@@ -159,7 +149,7 @@ async fn self_heal_retries_after_the_backend_was_unreachable() {
     let key = Path::parse("k", "c/leader/rest/connection_info").unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await; // let self-heal open its watch
     a.suspend();
-    b.delete(&key, Condition::Any, None).await.unwrap();
+    b.delete(&key, Guard::ANY).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     a.heal();
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -266,15 +256,15 @@ impl Backend for Wrap {
     async fn watch(&self, p: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
         self.inner.watch(p).await
     }
-    async fn put(&self, k: &Path, v: &[u8], c: Condition, f: Option<&Grant>) -> Result<u64> {
+    async fn put(&self, k: &Path, v: &[u8], guard: Guard<'_>) -> Result<u64> {
         if self.slow_put.load(Ordering::SeqCst) {
             self.slow_put_started.notify_one();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.inner.put(k, v, c, f).await
+        self.inner.put(k, v, guard).await
     }
-    async fn delete(&self, k: &Path, c: Condition, f: Option<&Grant>) -> Result<bool> {
-        self.inner.delete(k, c, f).await
+    async fn delete(&self, k: &Path, guard: Guard<'_>) -> Result<bool> {
+        self.inner.delete(k, guard).await
     }
     async fn close(&self) -> Result<()> {
         self.inner.close().await
@@ -391,11 +381,11 @@ async fn watches_of_a_closed_or_cut_off_client_end() {
     let k = Path::parse("k", "x/y").unwrap();
     let mut ev = a.watch(&k).await.unwrap();
     a.suspend();
-    b.put(&k, b"1", Condition::Any, None).await.unwrap();
+    b.put(&k, b"1", Guard::ANY).await.unwrap();
     let e1 = tokio::time::timeout(Duration::from_millis(100), ev.next()).await;
     a.heal();
     a.close().await.unwrap();
-    b.put(&k, b"2", Condition::Any, None).await.unwrap();
+    b.put(&k, b"2", Guard::ANY).await.unwrap();
     let e2 = tokio::time::timeout(Duration::from_millis(100), ev.next()).await;
     assert!(
         matches!(&e1, Ok(Some(Err(e))) if e.is_retryable()),

@@ -82,16 +82,10 @@ impl EtcdConfig {
                 "password_file",
             ],
         )?;
-        if url.hosts().is_empty() {
-            return Err(Error::invalid(
-                "url",
-                url.path(),
-                "etcd URLs name their endpoints: etcd://host:port[,host:port...]/prefix",
-            ));
-        }
-        let mut config = EtcdConfig::new(url.hosts())?;
-        let prefix = url.path().trim_start_matches('/');
-        if !prefix.is_empty() {
+        let mut config = EtcdConfig::new(url.required_hosts(
+            "etcd URLs name their endpoints: etcd://host:port[,host:port...]/prefix",
+        )?)?;
+        if let Some(prefix) = url.relative_path() {
             config = config.with_prefix(prefix)?;
         }
         if let Some(ttl) = url.duration_option("ttl")? {

@@ -9,7 +9,7 @@ use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
     channel_stream, check_delete_condition, check_value_size, closed, queue,
 };
-use tenure_core::{Backend, Condition, Error, Grant, KvEvent, Path, Result, Versioned};
+use tenure_core::{Backend, Condition, Error, Grant, Guard, KvEvent, Path, Result, Versioned};
 
 use crate::backend::{EtcdBackend, MAX_VALUE_SIZE};
 use crate::error::map_err;
@@ -139,36 +139,30 @@ impl EtcdBackend {
         &self,
         key: &Path,
         value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
+        guard: Guard<'_>,
     ) -> Result<u64> {
         self.check_open()?;
         check_value_size(value, MAX_VALUE_SIZE)?;
-        self.check_fence_key(fence)?;
+        self.check_fence_key(guard.fence)?;
         let etcd_key = self.inner.keys.kv(key);
         let txn = Txn::new()
-            .when(self.compares(&etcd_key, condition, fence))
+            .when(self.compares(&etcd_key, guard))
             .and_then([TxnOp::put(etcd_key.clone(), value.to_vec(), None)]);
         let response = self.kv().txn(txn).await.map_err(map_err)?;
         if response.succeeded() {
             return Ok(response.header().map_or(0, |h| h.revision()) as u64);
         }
-        Err(self.explain(&etcd_key, condition, fence, key).await)
+        Err(self.explain(&etcd_key, guard, key).await)
     }
 
     /// [`Backend::delete`]: one transaction, fenced and conditional.
-    pub(crate) async fn delete_value(
-        &self,
-        key: &Path,
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<bool> {
+    pub(crate) async fn delete_value(&self, key: &Path, guard: Guard<'_>) -> Result<bool> {
         self.check_open()?;
-        check_delete_condition(condition)?;
-        self.check_fence_key(fence)?;
+        check_delete_condition(guard.condition)?;
+        self.check_fence_key(guard.fence)?;
         let etcd_key = self.inner.keys.kv(key);
         let txn = Txn::new()
-            .when(self.compares(&etcd_key, condition, fence))
+            .when(self.compares(&etcd_key, guard))
             .and_then([TxnOp::delete(etcd_key.clone(), Some(DeleteOptions::new()))]);
         let response = self.kv().txn(txn).await.map_err(map_err)?;
         if response.succeeded() {
@@ -177,7 +171,7 @@ impl EtcdBackend {
                 Some(TxnOpResponse::Delete(d)) if d.deleted() > 0
             ));
         }
-        let err = self.explain(&etcd_key, condition, fence, key).await;
+        let err = self.explain(&etcd_key, guard, key).await;
         Err(match err {
             Error::VersionMismatch { actual: None, .. } => Error::NotFound {
                 key: key.to_string(),
@@ -204,13 +198,10 @@ impl EtcdBackend {
     }
 
     /// Explains a failed fenced or conditional transaction.
-    async fn explain(
-        &self,
-        key: &str,
-        condition: Condition,
-        fence: Option<&Grant>,
-        name: &Path,
-    ) -> Error {
+    async fn explain(&self, key: &str, guard: Guard<'_>, name: &Path) -> Error {
+        let Guard {
+            condition, fence, ..
+        } = guard;
         if let Some(grant) = fence {
             match self.kv().get(grant.key.clone(), None).await {
                 Ok(r)
@@ -239,7 +230,10 @@ impl EtcdBackend {
         }
     }
 
-    fn compares(&self, key: &str, condition: Condition, fence: Option<&Grant>) -> Vec<Compare> {
+    fn compares(&self, key: &str, guard: Guard<'_>) -> Vec<Compare> {
+        let Guard {
+            condition, fence, ..
+        } = guard;
         let mut compares = Vec::new();
         if let Some(grant) = fence {
             // The leadership is current iff its candidate still exists as

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tenure_core::{Backend, BackendUrl, Condition, ElectionFactory, Error, Path};
+use tenure_core::{Backend, BackendUrl, Condition, ElectionFactory, Error, Guard, Path};
 use tenure_etcd::{EtcdBackend, EtcdConfig};
 use tenure_testkit::EtcdCluster;
 
@@ -79,12 +79,7 @@ async fn keys_someone_else_wrote_are_reported_as_corrupt_by_name() {
         .unwrap();
     raw.put("foreign/~kv/data/a b", "x", None).await.unwrap();
     backend
-        .put(
-            &Path::parse("key", "data/good").unwrap(),
-            b"ok",
-            Condition::Any,
-            None,
-        )
+        .put(&Path::parse("key", "data/good").unwrap(), b"ok", Guard::ANY)
         .await
         .unwrap();
     let err = backend.list(&prefix).await.unwrap_err();

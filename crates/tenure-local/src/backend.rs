@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tenure_core::{
-    Backend, BackendUrl, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord,
-    Path, Result, SessionId, SessionState, SessionStatus, Versioned,
+    Backend, BackendUrl, Candidate, Capabilities, Error, Grant, Guard, KvEvent, LeaderRecord, Path,
+    Result, SessionId, SessionState, SessionStatus, Versioned,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -374,23 +374,12 @@ impl Backend for LocalBackend {
         self.watch_values(prefix).await
     }
 
-    async fn put(
-        &self,
-        key: &Path,
-        value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<u64> {
-        self.put_value(key, value, condition, fence).await
+    async fn put(&self, key: &Path, value: &[u8], guard: Guard<'_>) -> Result<u64> {
+        self.put_value(key, value, guard).await
     }
 
-    async fn delete(
-        &self,
-        key: &Path,
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<bool> {
-        self.delete_value(key, condition, fence).await
+    async fn delete(&self, key: &Path, guard: Guard<'_>) -> Result<bool> {
+        self.delete_value(key, guard).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -5,7 +5,7 @@ use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
     self, channel_stream, check_delete, check_put, check_queue_fence, check_value_size,
 };
-use tenure_core::{Backend, Condition, Error, Grant, KvEvent, Path, Result, Versioned};
+use tenure_core::{Backend, Error, Grant, Guard, KvEvent, Path, Result, Versioned};
 
 use crate::backend::{LocalBackend, MAX_VALUE_SIZE};
 use crate::state::{State, Stored};
@@ -115,12 +115,12 @@ impl LocalBackend {
         &self,
         key: &Path,
         value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
+        guard: Guard<'_>,
     ) -> Result<u64> {
         self.check_open()?;
         check_value_size(value, MAX_VALUE_SIZE)?;
-        let (key, value, fence) = (key.to_string(), value.to_vec(), fence.cloned());
+        let (key, value, condition) = (key.to_string(), value.to_vec(), guard.condition);
+        let fence = guard.fence.cloned();
         self.inner
             .submit(move |state, _| {
                 check_fence(state, fence.as_ref())?;
@@ -135,14 +135,9 @@ impl LocalBackend {
     }
 
     /// [`Backend::delete`]: removes `key`, fenced and conditionally.
-    pub(crate) async fn delete_value(
-        &self,
-        key: &Path,
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<bool> {
+    pub(crate) async fn delete_value(&self, key: &Path, guard: Guard<'_>) -> Result<bool> {
         self.check_open()?;
-        let (key, fence) = (key.to_string(), fence.cloned());
+        let (key, condition, fence) = (key.to_string(), guard.condition, guard.fence.cloned());
         self.inner
             .submit(move |state, _| {
                 check_fence(state, fence.as_ref())?;

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use tenure_core::{Backend, Condition, Error, Path};
+use tenure_core::{Backend, Condition, Error, Guard, Path};
 use tenure_local::LocalBackend;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -30,7 +30,7 @@ async fn a_new_directory_is_private() {
     let dir = temp_dir("private").join("nested");
     let backend = LocalBackend::open(&dir).await.unwrap();
     backend
-        .put(&Path::parse("k", "a").unwrap(), b"1", Condition::Any, None)
+        .put(&Path::parse("k", "a").unwrap(), b"1", Guard::ANY)
         .await
         .unwrap();
     assert_eq!(mode(&dir), 0o700);
@@ -136,10 +136,7 @@ async fn a_corrupted_state_file_is_reported_by_name_and_never_overwritten() {
     let dir = temp_dir("corrupt");
     let backend = LocalBackend::open(&dir).await.unwrap();
     let key = Path::parse("k", "a").unwrap();
-    backend
-        .put(&key, b"precious", Condition::Any, None)
-        .await
-        .unwrap();
+    backend.put(&key, b"precious", Guard::ANY).await.unwrap();
     let state = dir.join("state");
     let mut bytes = fs::read(&state).unwrap();
     let last = bytes.len() - 5;
@@ -147,10 +144,7 @@ async fn a_corrupted_state_file_is_reported_by_name_and_never_overwritten() {
     fs::write(&state, &bytes).unwrap();
 
     // A running process: its writes fail, naming the file; nothing is written.
-    let err = backend
-        .put(&key, b"new", Condition::Any, None)
-        .await
-        .unwrap_err();
+    let err = backend.put(&key, b"new", Guard::ANY).await.unwrap_err();
     assert!(
         matches!(&err, Error::Corrupted { key, .. } if key.ends_with("state")),
         "{err}"

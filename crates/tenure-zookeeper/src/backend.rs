@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::LeaderWatches;
 use tenure_core::{
-    Backend, Candidate, Capabilities, Condition, Error, Grant, KvEvent, LeaderRecord, Path, Result,
+    Backend, Candidate, Capabilities, Error, Grant, Guard, KvEvent, LeaderRecord, Path, Result,
     SessionId, SessionState, SessionStatus, Versioned,
 };
 use tokio::sync::watch;
@@ -279,23 +279,12 @@ impl Backend for ZkBackend {
         self.watch_values(prefix).await
     }
 
-    async fn put(
-        &self,
-        key: &Path,
-        value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<u64> {
-        self.put_value(key, value, condition, fence).await
+    async fn put(&self, key: &Path, value: &[u8], guard: Guard<'_>) -> Result<u64> {
+        self.put_value(key, value, guard).await
     }
 
-    async fn delete(
-        &self,
-        key: &Path,
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<bool> {
-        self.delete_value(key, condition, fence).await
+    async fn delete(&self, key: &Path, guard: Guard<'_>) -> Result<bool> {
+        self.delete_value(key, guard).await
     }
 
     async fn close(&self) -> Result<()> {

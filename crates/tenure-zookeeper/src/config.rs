@@ -68,16 +68,10 @@ impl ZkConfig {
                 "password_file",
             ],
         )?;
-        if url.hosts().is_empty() {
-            return Err(Error::invalid(
-                "url",
-                url.path(),
-                "zk URLs name their servers: zk://host:port[,host:port...]/chroot",
-            ));
-        }
-        let mut config = ZkConfig::new(url.hosts())?;
-        let chroot = url.path().trim_start_matches('/');
-        if !chroot.is_empty() {
+        let mut config = ZkConfig::new(
+            url.required_hosts("zk URLs name their servers: zk://host:port[,host:port...]/chroot")?,
+        )?;
+        if let Some(chroot) = url.relative_path() {
             config = config.with_chroot(chroot)?;
         }
         if let Some(timeout) = url.duration_option("session_timeout")? {

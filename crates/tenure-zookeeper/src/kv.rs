@@ -9,7 +9,7 @@ use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
     channel_stream, check_delete_condition, check_value_size, closed, queue,
 };
-use tenure_core::{Backend, Condition, Error, Grant, KvEvent, Path, Result, Versioned};
+use tenure_core::{Backend, Condition, Error, Grant, Guard, KvEvent, Path, Result, Versioned};
 use zookeeper_client::{
     AddWatchMode, Client, CreateMode, EventType, MultiWriteError, MultiWriteResult,
     SessionState as ZkState, Stat,
@@ -370,8 +370,7 @@ impl ZkBackend {
         &self,
         key: &Path,
         value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
+        guard: Guard<'_>,
     ) -> Result<u64> {
         self.check_open()?;
         keys::check_key(key)?;
@@ -386,15 +385,15 @@ impl ZkBackend {
         for _ in 0..WRITE_ATTEMPTS {
             let client = self.shared().live_client().await?;
             // The node as it is, for the conditions that need it.
-            let current = match condition {
+            let current = match guard.condition {
                 Condition::Any => None,
                 Condition::Absent | Condition::Version(_) => match client.get_data(&node).await {
                     Ok((data, stat)) => Some((keys::decode_value(&node, &data)?, stat)),
                     Err(zookeeper_client::Error::NoNode) => None,
-                    Err(e) => return Err(read_err(e, fence)),
+                    Err(e) => return Err(read_err(e, guard.fence)),
                 },
             };
-            let op = match (condition, &current) {
+            let op = match (guard.condition, &current) {
                 (Condition::Any, _) => Op::Set(&node, &data, None),
                 (Condition::Absent, None) => Op::Create(&node, &data),
                 // A directory holds no value: writing one is a create.
@@ -402,7 +401,7 @@ impl ZkBackend {
                     Op::Set(&node, &data, Some(stat.version))
                 }
                 (Condition::Absent, Some((Some(_), _))) => {
-                    self.check_fence(&client, fence).await?;
+                    self.check_fence(&client, guard.fence).await?;
                     return Err(Error::AlreadyExists {
                         key: key.to_string(),
                     });
@@ -413,7 +412,7 @@ impl ZkBackend {
                     Op::Set(&node, &data, Some(stat.version))
                 }
                 (Condition::Version(expected), current) => {
-                    self.check_fence(&client, fence).await?;
+                    self.check_fence(&client, guard.fence).await?;
                     let actual = match current {
                         Some((Some(_), stat)) => Some(stat.mzxid as u64),
                         _ => None,
@@ -426,21 +425,24 @@ impl ZkBackend {
                 }
             };
             let creating = matches!(op, Op::Create(..));
-            match self.write(&client, fence, op).await {
+            match self.write(&client, guard.fence, op).await {
                 Ok(stat) => return self.written(&client, &node, stat).await,
                 Err(WriteError::Op(zookeeper_client::Error::NoNode)) => {
                     if creating {
                         self.make_parents(&client, &node).await?;
-                    } else if condition == Condition::Any {
+                    } else if guard.condition == Condition::Any {
                         // Not there yet: create it (the next round sets it if
                         // someone else creates it first).
-                        match self.write(&client, fence, Op::Create(&node, &data)).await {
+                        match self
+                            .write(&client, guard.fence, Op::Create(&node, &data))
+                            .await
+                        {
                             Ok(stat) => return self.written(&client, &node, stat).await,
                             Err(WriteError::Op(zookeeper_client::Error::NoNode)) => {
                                 self.make_parents(&client, &node).await?;
                             }
                             Err(WriteError::Op(zookeeper_client::Error::NodeExists)) => {}
-                            Err(e) => return Err(fail(e, fence)),
+                            Err(e) => return Err(fail(e, guard.fence)),
                         }
                     }
                 }
@@ -448,7 +450,7 @@ impl ZkBackend {
                 Err(WriteError::Op(
                     zookeeper_client::Error::NodeExists | zookeeper_client::Error::BadVersion,
                 )) => {}
-                Err(e) => return Err(fail(e, fence)),
+                Err(e) => return Err(fail(e, guard.fence)),
             }
         }
         Err(Error::unavailable(format!(
@@ -458,28 +460,23 @@ impl ZkBackend {
 
     /// [`Backend::delete`]: deletes the value at `key` if `condition` and
     /// `fence` hold.
-    pub(crate) async fn delete_value(
-        &self,
-        key: &Path,
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<bool> {
+    pub(crate) async fn delete_value(&self, key: &Path, guard: Guard<'_>) -> Result<bool> {
         self.check_open()?;
         keys::check_key(key)?;
-        check_delete_condition(condition)?;
+        check_delete_condition(guard.condition)?;
         let node = keys::node(key);
         for _ in 0..WRITE_ATTEMPTS {
             let client = self.shared().live_client().await?;
             let current = match client.get_data(&node).await {
                 Ok((data, stat)) => Some((keys::decode_value(&node, &data)?, stat)),
                 Err(zookeeper_client::Error::NoNode) => None,
-                Err(e) => return Err(read_err(e, fence)),
+                Err(e) => return Err(read_err(e, guard.fence)),
             };
-            let stat = match (&current, condition) {
+            let stat = match (&current, guard.condition) {
                 (Some((Some(_), stat)), Condition::Version(expected))
                     if stat.mzxid as u64 != expected =>
                 {
-                    self.check_fence(&client, fence).await?;
+                    self.check_fence(&client, guard.fence).await?;
                     return Err(Error::VersionMismatch {
                         key: key.to_string(),
                         expected,
@@ -488,13 +485,13 @@ impl ZkBackend {
                 }
                 (Some((Some(_), stat)), _) => stat,
                 (_, Condition::Version(_)) => {
-                    self.check_fence(&client, fence).await?;
+                    self.check_fence(&client, guard.fence).await?;
                     return Err(Error::NotFound {
                         key: key.to_string(),
                     });
                 }
                 _ => {
-                    self.check_fence(&client, fence).await?;
+                    self.check_fence(&client, guard.fence).await?;
                     return Ok(false);
                 }
             };
@@ -504,10 +501,10 @@ impl ZkBackend {
             } else {
                 Op::Delete(&node, Some(stat.version))
             };
-            match self.write(&client, fence, op).await {
+            match self.write(&client, guard.fence, op).await {
                 Ok(_) => return Ok(true),
                 Err(WriteError::Fenced) => {
-                    return Err(match fence {
+                    return Err(match guard.fence {
                         Some(grant) => fenced(grant),
                         None => Error::unavailable("fence check without a fence"),
                     })

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tenure_core::{Backend, Condition, DynBackend, ElectionFactory, Error, Path};
+use tenure_core::{Backend, Condition, DynBackend, ElectionFactory, Error, Guard, Path};
 use tenure_testkit::ZkCluster;
 use tenure_zookeeper::{ZkBackend, ZkConfig};
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -34,7 +34,7 @@ async fn with_digest_credentials_nodes_cannot_be_changed_without_them() {
     assert!(!format!("{config:?}").contains("s3cret"));
     let owner: DynBackend = Arc::new(ZkBackend::connect(config.clone()).await.unwrap());
     owner
-        .put(&key("jobs/j1"), b"plan", Condition::Any, None)
+        .put(&key("jobs/j1"), b"plan", Guard::ANY)
         .await
         .unwrap();
     let leadership = ElectionFactory::new(owner.clone())
@@ -77,7 +77,7 @@ async fn with_digest_credentials_nodes_cannot_be_changed_without_them() {
             .unwrap(),
     );
     let err = anonymous
-        .put(&key("jobs/j1"), b"evil", Condition::Any, None)
+        .put(&key("jobs/j1"), b"evil", Guard::ANY)
         .await
         .unwrap_err();
     assert!(
@@ -91,9 +91,7 @@ async fn with_digest_credentials_nodes_cannot_be_changed_without_them() {
 
     // The same credentials in another process may.
     let peer: DynBackend = Arc::new(ZkBackend::connect(config).await.unwrap());
-    peer.put(&key("jobs/j1"), b"v2", Condition::Any, None)
-        .await
-        .unwrap();
+    peer.put(&key("jobs/j1"), b"v2", Guard::ANY).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +118,11 @@ async fn foreign_data_under_tenure_paths_is_a_corruption_naming_the_node() {
     }
     // Nothing is overwritten silently: a create-if-absent refuses, the data stays.
     let err = backend
-        .put(&key("ha/jobgraphs/j1"), b"mine", Condition::Absent, None)
+        .put(
+            &key("ha/jobgraphs/j1"),
+            b"mine",
+            Guard::when(Condition::Absent),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Corrupted { .. }), "{err}");
@@ -128,7 +130,7 @@ async fn foreign_data_under_tenure_paths_is_a_corruption_naming_the_node() {
     assert_eq!(data, b"\xac\xed java-serialized");
     // Keys named like candidates are refused: they belong to elections.
     let err = backend
-        .put(&key("ha/_c_x-latch-0000000001"), b"v", Condition::Any, None)
+        .put(&key("ha/_c_x-latch-0000000001"), b"v", Guard::ANY)
         .await
         .unwrap_err();
     assert!(
@@ -220,16 +222,15 @@ async fn a_stale_leaders_multi_changes_nothing() {
     a.resign(old.grant()).await.unwrap();
     let new = next.await.unwrap().unwrap();
     for attempt in [
-        a.put(&key("state"), b"stale", Condition::Any, Some(old.grant()))
+        a.put(&key("state"), b"stale", Guard::fenced(old.grant()))
             .await,
         a.put(
             &key("fresh"),
             b"stale",
-            Condition::Absent,
-            Some(old.grant()),
+            Guard::new(Condition::Absent, Some(old.grant())),
         )
         .await,
-        a.delete(&key("state"), Condition::Any, Some(old.grant()))
+        a.delete(&key("state"), Guard::fenced(old.grant()))
             .await
             .map(|_| 0),
     ] {

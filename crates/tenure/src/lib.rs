@@ -158,7 +158,7 @@ mod tests {
         let b = connect(&url).await.unwrap();
         assert_eq!(a.capabilities().scheme, "local");
         let key = Path::parse("key", "k").unwrap();
-        a.put(&key, b"v", Condition::Any, None).await.unwrap();
+        a.put(&key, b"v", Guard::ANY).await.unwrap();
         assert_eq!(b.get(&key).await.unwrap().unwrap().value, b"v");
         a.close().await.unwrap();
         b.close().await.unwrap();
@@ -172,7 +172,7 @@ mod tests {
         let a = connect("memory:shared-test").await.unwrap();
         let b = connect("memory:shared-test").await.unwrap();
         let key = Path::parse("key", "k").unwrap();
-        a.put(&key, b"v", Condition::Any, None).await.unwrap();
+        a.put(&key, b"v", Guard::ANY).await.unwrap();
         assert_eq!(b.get(&key).await.unwrap().unwrap().value, b"v");
         assert_ne!(a.session().borrow().id, b.session().borrow().id);
     }

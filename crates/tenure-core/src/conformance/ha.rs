@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{within, TestCluster};
-use crate::backend::{Condition, DynBackend};
+use crate::backend::{DynBackend, Guard};
 use crate::error::{Error, Result};
 use crate::ha::{
     fence_of, CompletedCheckpoint, ExecutionPlan, HaServices, JobId, JobResultEntry,
@@ -308,7 +308,7 @@ pub async fn stale_writes(services: &HaServices, stale: &Leadership) -> StaleOut
     for _ in 0..20 {
         raw = services
             .backend()
-            .put(&key, b"stale", Condition::Any, Some(stale.grant()))
+            .put(&key, b"stale", Guard::fenced(stale.grant()))
             .await;
         match &raw {
             Err(e) if e.is_retryable() => {

@@ -7,8 +7,8 @@ use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
 use crate::backend::{
-    Backend, Candidate, Capabilities, Condition, DynBackend, Grant, KvEvent, LeaderRecord,
-    SessionId, SessionStatus, Versioned,
+    Backend, Candidate, Capabilities, DynBackend, Grant, Guard, KvEvent, LeaderRecord, SessionId,
+    SessionStatus, Versioned,
 };
 use crate::error::Result;
 use crate::name::Path;
@@ -90,22 +90,11 @@ impl Backend for Slow {
     async fn watch(&self, prefix: &Path) -> Result<BoxStream<'static, Result<KvEvent>>> {
         self.inner.watch(prefix).await
     }
-    async fn put(
-        &self,
-        key: &Path,
-        value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<u64> {
-        self.inner.put(key, value, condition, fence).await
+    async fn put(&self, key: &Path, value: &[u8], guard: Guard<'_>) -> Result<u64> {
+        self.inner.put(key, value, guard).await
     }
-    async fn delete(
-        &self,
-        key: &Path,
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<bool> {
-        self.inner.delete(key, condition, fence).await
+    async fn delete(&self, key: &Path, guard: Guard<'_>) -> Result<bool> {
+        self.inner.delete(key, guard).await
     }
     async fn close(&self) -> Result<()> {
         self.inner.close().await

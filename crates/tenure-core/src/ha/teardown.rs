@@ -9,7 +9,7 @@ use super::cleanup::{CleanupError, OrphanReport, Steps};
 use super::record;
 use super::services::HaServices;
 use super::JobId;
-use crate::backend::Condition;
+use crate::backend::{Condition, Guard};
 use crate::error::{Error, Result};
 use crate::leader_info::PublishedInfo;
 use crate::leadership::Leadership;
@@ -277,7 +277,7 @@ impl HaServices {
         match self
             .ctx
             .backend
-            .delete(key, Condition::Version(stored.version), None)
+            .delete(key, Guard::when(Condition::Version(stored.version)))
             .await
         {
             Ok(_) | Err(Error::NotFound { .. } | Error::VersionMismatch { .. }) => Ok(()),

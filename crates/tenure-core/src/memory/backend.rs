@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use crate::backend::support::{channel_stream, check_delete, check_put, check_value_size, queue};
 use crate::backend::{
-    Backend, Candidate, Capabilities, Condition, Grant, KvEvent, LeaderRecord, SessionId,
-    SessionState, SessionStatus, Versioned,
+    Backend, Candidate, Capabilities, Grant, Guard, KvEvent, LeaderRecord, SessionId, SessionState,
+    SessionStatus, Versioned,
 };
 use crate::error::{Error, Result};
 use crate::name::Path;
@@ -372,17 +372,11 @@ impl Backend for MemoryBackend {
         Ok(channel_stream(rx))
     }
 
-    async fn put(
-        &self,
-        key: &Path,
-        value: &[u8],
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<u64> {
+    async fn put(&self, key: &Path, value: &[u8], guard: Guard<'_>) -> Result<u64> {
         check_value_size(value, self.capabilities().max_value_size)?;
         let mut server = self.server()?;
-        server.check_fence(fence)?;
-        check_put(key.as_str(), condition, server.version(key))?;
+        server.check_fence(guard.fence)?;
+        check_put(key.as_str(), guard.condition, server.version(key))?;
         let version = server.bump();
         let stored = Versioned {
             value: value.to_vec(),
@@ -396,15 +390,10 @@ impl Backend for MemoryBackend {
         Ok(version)
     }
 
-    async fn delete(
-        &self,
-        key: &Path,
-        condition: Condition,
-        fence: Option<&Grant>,
-    ) -> Result<bool> {
+    async fn delete(&self, key: &Path, guard: Guard<'_>) -> Result<bool> {
         let mut server = self.server()?;
-        server.check_fence(fence)?;
-        check_delete(key.as_str(), condition, server.version(key))?;
+        server.check_fence(guard.fence)?;
+        check_delete(key.as_str(), guard.condition, server.version(key))?;
         if server.kv.remove(key.as_str()).is_none() {
             return Ok(false);
         }

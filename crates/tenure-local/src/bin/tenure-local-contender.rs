@@ -22,9 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use tenure_core::{
-    Backend, Condition, DynBackend, ElectionFactory, ElectionOptions, Error, Leadership, Path,
-};
+use tenure_core::{Backend, DynBackend, ElectionFactory, ElectionOptions, Error, Leadership, Path};
 use tenure_local::LocalBackend;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -112,7 +110,7 @@ async fn main() {
                 let outcome = match Path::parse("key", key) {
                     Ok(key) => {
                         dynamic
-                            .put(&key, value.as_bytes(), Condition::Any, None)
+                            .put(&key, value.as_bytes(), tenure_core::Guard::ANY)
                             .await
                     }
                     Err(e) => Err(e),

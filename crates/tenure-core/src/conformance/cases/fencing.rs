@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use super::{
     clients, election, granted, lost, next_grant, path, recorder, spawn_campaign, wait_queued,
 };
-use crate::backend::{Condition, Grant};
+use crate::backend::{Condition, Grant, Guard};
 use crate::conformance::{within, TestCluster};
 use crate::error::Error;
 use crate::ha::{fence_of, CompletedCheckpoint, ExecutionPlan, HaServices, JobId, JobResultEntry};
@@ -35,7 +35,7 @@ pub async fn stale_leader_fenced_write_rejected(cluster: &dyn TestCluster) {
         "{err}"
     );
     let err = backends[0]
-        .delete(&key, Condition::Any, Some(old.grant()))
+        .delete(&key, Guard::fenced(old.grant()))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Fenced { .. }), "{err}");
@@ -43,8 +43,7 @@ pub async fn stale_leader_fenced_write_rejected(cluster: &dyn TestCluster) {
         .put(
             &path("fenced/other"),
             b"x",
-            Condition::Absent,
-            Some(old.grant()),
+            Guard::new(Condition::Absent, Some(old.grant())),
         )
         .await
         .unwrap_err();
@@ -82,7 +81,7 @@ pub async fn fence_from_another_client(cluster: &dyn TestCluster) {
         .unwrap();
     let grant = old.grant().clone();
     writer
-        .put(&key, b"by-a", Condition::Any, Some(&grant))
+        .put(&key, b"by-a", Guard::fenced(&grant))
         .await
         .expect("a current leadership's fence holds for any client");
 
@@ -104,7 +103,7 @@ pub async fn fence_from_another_client(cluster: &dyn TestCluster) {
         .unwrap();
     for fake in &forged {
         let err = writer
-            .put(&key, b"forged", Condition::Any, Some(fake))
+            .put(&key, b"forged", Guard::fenced(fake))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Fenced { .. }), "{fake:?}: {err}");
@@ -116,7 +115,7 @@ pub async fn fence_from_another_client(cluster: &dyn TestCluster) {
     cluster.expire_session(leader).await.unwrap();
     let (_, new) = granted(&mut rx, "the successor").await;
     let err = writer
-        .put(&key, b"stale", Condition::Any, Some(&grant))
+        .put(&key, b"stale", Guard::fenced(&grant))
         .await
         .unwrap_err();
     assert!(
@@ -124,13 +123,13 @@ pub async fn fence_from_another_client(cluster: &dyn TestCluster) {
         "{err}"
     );
     let err = writer
-        .delete(&key, Condition::Any, Some(&grant))
+        .delete(&key, Guard::fenced(&grant))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Fenced { .. }), "{err}");
     assert_eq!(writer.get(&key).await.unwrap().unwrap().value, b"by-a");
     writer
-        .put(&key, b"by-b", Condition::Any, Some(new.grant()))
+        .put(&key, b"by-b", Guard::fenced(new.grant()))
         .await
         .expect("the successor's fence holds for any client");
     assert_eq!(leader.get(&key).await.unwrap().unwrap().value, b"by-b");
@@ -181,7 +180,7 @@ pub async fn stale_leader_fenced_after_handover(cluster: &dyn TestCluster) {
         assert!(matches!(err, Error::Fenced { .. }), "{err}");
     }
     let err = backends[0]
-        .delete(&key, Condition::Any, Some(old.grant()))
+        .delete(&key, Guard::fenced(old.grant()))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Fenced { .. }), "{err}");

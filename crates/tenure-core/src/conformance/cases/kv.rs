@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 use futures_util::StreamExt;
 
 use super::{clients, path};
-use crate::backend::{Condition, KvEvent};
+use crate::backend::{Condition, Guard, KvEvent};
 use crate::conformance::{within, TestCluster};
 use crate::error::Error;
 
@@ -35,7 +35,7 @@ pub async fn compare_and_set_race(cluster: &dyn TestCluster) {
                     ),
                 };
                 match b
-                    .put(&key, (n + 1).to_string().as_bytes(), condition, None)
+                    .put(&key, (n + 1).to_string().as_bytes(), Guard::when(condition))
                     .await
                 {
                     Ok(_) => done += 1,
@@ -66,20 +66,23 @@ pub async fn conditional_writes(cluster: &dyn TestCluster) {
     let backends = clients(cluster, 1).await;
     let b = &backends[0];
     let key = path("cond/a");
-    let v1 = b.put(&key, b"1", Condition::Absent, None).await.unwrap();
+    let v1 = b
+        .put(&key, b"1", Guard::when(Condition::Absent))
+        .await
+        .unwrap();
     assert!(v1 > 0);
     let err = b
-        .put(&key, b"2", Condition::Absent, None)
+        .put(&key, b"2", Guard::when(Condition::Absent))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
     let v2 = b
-        .put(&key, b"2", Condition::Version(v1), None)
+        .put(&key, b"2", Guard::when(Condition::Version(v1)))
         .await
         .unwrap();
     assert_ne!(v1, v2);
     let err = b
-        .put(&key, b"3", Condition::Version(v1), None)
+        .put(&key, b"3", Guard::when(Condition::Version(v1)))
         .await
         .unwrap_err();
     assert!(
@@ -87,20 +90,23 @@ pub async fn conditional_writes(cluster: &dyn TestCluster) {
         "{err}"
     );
     let err = b
-        .delete(&key, Condition::Version(v1), None)
+        .delete(&key, Guard::when(Condition::Version(v1)))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::VersionMismatch { .. }), "{err}");
     assert_eq!(b.get(&key).await.unwrap().unwrap().value, b"2");
-    assert!(b.delete(&key, Condition::Version(v2), None).await.unwrap());
-    assert!(!b.delete(&key, Condition::Any, None).await.unwrap());
+    assert!(b
+        .delete(&key, Guard::when(Condition::Version(v2)))
+        .await
+        .unwrap());
+    assert!(!b.delete(&key, Guard::ANY).await.unwrap());
     let err = b
-        .delete(&key, Condition::Version(v2), None)
+        .delete(&key, Guard::when(Condition::Version(v2)))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     let err = b
-        .put(&key, b"x", Condition::Version(v2), None)
+        .put(&key, b"x", Guard::when(Condition::Version(v2)))
         .await
         .unwrap_err();
     assert!(
@@ -109,13 +115,19 @@ pub async fn conditional_writes(cluster: &dyn TestCluster) {
     );
     // Versions only grow, also across a delete and a re-create, so a reader
     // can tell a rewrite of the same bytes from a write it has already seen.
-    let v3 = b.put(&key, b"2", Condition::Absent, None).await.unwrap();
+    let v3 = b
+        .put(&key, b"2", Guard::when(Condition::Absent))
+        .await
+        .unwrap();
     assert!(v1 < v2 && v2 < v3, "versions {v1}, {v2}, {v3} do not grow");
-    assert!(b.delete(&key, Condition::Version(v3), None).await.unwrap());
+    assert!(b
+        .delete(&key, Guard::when(Condition::Version(v3)))
+        .await
+        .unwrap());
 
     let limit = b.capabilities().max_value_size;
     let err = b
-        .put(&key, &vec![0; limit + 1], Condition::Any, None)
+        .put(&key, &vec![0; limit + 1], Guard::ANY)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
@@ -126,7 +138,7 @@ pub async fn conditional_writes(cluster: &dyn TestCluster) {
     );
 
     for k in ["cond/p/x", "cond/p/y/z", "cond/px", "cond/p"] {
-        b.put(&path(k), b"v", Condition::Any, None).await.unwrap();
+        b.put(&path(k), b"v", Guard::ANY).await.unwrap();
     }
     let listed: Vec<_> = b
         .list(&path("cond/p"))
@@ -147,21 +159,18 @@ pub async fn watches_deliver_in_order(cluster: &dyn TestCluster) {
     for i in 0..60 {
         let key = path(&format!("w/k{}", i % 5));
         if i % 7 == 6 {
-            backends[1]
-                .delete(&key, Condition::Any, None)
-                .await
-                .unwrap();
+            backends[1].delete(&key, Guard::ANY).await.unwrap();
             expected.push(format!("delete {key}"));
         } else {
             let value = format!("v{i}");
             backends[1]
-                .put(&key, value.as_bytes(), Condition::Any, None)
+                .put(&key, value.as_bytes(), Guard::ANY)
                 .await
                 .unwrap();
             expected.push(format!("put {key}={value}"));
         }
         backends[1]
-            .put(&path("wx/outside"), b"x", Condition::Any, None)
+            .put(&path("wx/outside"), b"x", Guard::ANY)
             .await
             .unwrap();
     }

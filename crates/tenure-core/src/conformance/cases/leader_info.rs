@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{clients, election, next_grant, path, recorder, told, Told};
-use crate::backend::{Condition, DynBackend, KvEvent, Versioned};
+use crate::backend::{Condition, DynBackend, Guard, KvEvent, Versioned};
 use crate::conformance::{within, TestCluster};
 use crate::error::{Error, Result};
 use crate::leader_election::{ElectionMode, LeaderElectionService};
@@ -65,7 +65,7 @@ pub async fn leader_information_self_heals(cluster: &dyn TestCluster) {
     // Conditional, so the republish that follows cannot be one that merely
     // raced ahead of the delete.
     assert!(backends[1]
-        .delete(&key, Condition::Version(published.version), None)
+        .delete(&key, Guard::when(Condition::Version(published.version)))
         .await
         .unwrap());
     restored(
@@ -78,7 +78,7 @@ pub async fn leader_information_self_heals(cluster: &dyn TestCluster) {
     )
     .await;
     let garbage = backends[1]
-        .put(&key, b"{\"garbage\":1}", Condition::Any, None)
+        .put(&key, b"{\"garbage\":1}", Guard::ANY)
         .await
         .unwrap();
     restored(
@@ -217,14 +217,8 @@ pub async fn close_is_quiet(cluster: &dyn TestCluster) {
     // Provoke what would make a live leader act — its leader information
     // overwritten, then deleted (a leader heals both) — and require silence
     // for a while: no callback, no write but the provoking ones.
-    backends[1]
-        .put(&key, b"provoke", Condition::Any, None)
-        .await
-        .unwrap();
-    backends[1]
-        .delete(&key, Condition::Any, None)
-        .await
-        .unwrap();
+    backends[1].put(&key, b"provoke", Guard::ANY).await.unwrap();
+    backends[1].delete(&key, Guard::ANY).await.unwrap();
     match within("the provoking write", events.next())
         .await
         .unwrap()
