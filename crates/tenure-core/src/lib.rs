@@ -105,7 +105,7 @@ pub use leader_election::{
     ElectionMode, LeaderContender, LeaderElection, LeaderElectionService, StandaloneLeaderElection,
     DEFAULT_LEADER_SESSION_ID,
 };
-pub use leader_info::{LeaderInfo, MAX_ADDRESS_LEN};
+pub use leader_info::{flink, LeaderInfo, MAX_ADDRESS_LEN};
 pub use leadership::{Leadership, LossReason};
 pub use memory::{MemoryBackend, MemoryCluster};
 pub use name::{Id, Path};

@@ -6,6 +6,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::name::{Id, Path};
 
+pub mod flink;
+
 /// The largest address a leader can publish, in bytes.
 pub const MAX_ADDRESS_LEN: usize = 4096;
 
