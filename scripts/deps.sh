@@ -7,6 +7,8 @@
 #   zookeeper                 real ZooKeeper servers (3.8) for the ZooKeeper tests
 #   libcurator-*-java         Curator's LeaderLatch, the ZooKeeper interoperability peer
 #   default-jdk-headless      javac, to compile the Curator test program
+#   python3-venv              a virtualenv to pip-install Flink 2.3's jars from PyPI
+#                             (apache-flink-libraries, about 330 MB, once per target dir)
 set -euo pipefail
 
 need=()
@@ -17,6 +19,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -f /usr/share/java/curator-recipes.jar ] ||
     need+=(libcurator-recipes-java libcurator-framework-java libcurator-client-java)
 command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
+# `python3 -m venv --help` works without it: Debian ships ensurepip, which
+# creating a virtualenv needs, in python3-venv (which pulls in python3).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "scripts/deps.sh: installing ${need[*]}" >&2

@@ -56,12 +56,39 @@
 //! # }
 //! ```
 //!
+//! # Apache Flink
+//!
+//! [`FlinkJobManager`] runs a real Flink 2.3 JobManager in ZooKeeper HA mode;
+//! several started with the same [`FlinkOptions`] share one election, as in a
+//! production HA setup. [`FlinkRetrievalProbe`] runs Flink's own leader
+//! retrieval on one [`FlinkComponent`] and reports each leader it is told
+//! of: the reference that tenure's ZooKeeper backend, standing in for a
+//! JobManager, must satisfy.
+//!
+//! ```
+//! # fn main() -> Result<(), tenure_testkit::TestkitError> {
+//! use tenure_testkit::{FlinkJobManager, FlinkOptions, ZkCluster, READY_TIMEOUT};
+//!
+//! let zk = ZkCluster::standalone()?;
+//! let options = FlinkOptions::default();
+//! let first = FlinkJobManager::start(&zk.connect_string(), &options)?;
+//! let second = FlinkJobManager::start(&zk.connect_string(), &options)?;
+//! let session = first.wait_leader(READY_TIMEOUT)?; // started first, leads
+//! first.stop()?; // graceful: its latch closes, the standby takes over at once
+//! assert_ne!(second.wait_leader(READY_TIMEOUT)?, session);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What must be installed
 //!
 //! etcd needs the `etcd`, `etcdctl` and (for TLS) `openssl` programs;
 //! ZooKeeper needs `java` and Debian's `zookeeper` package, and
-//! [`CuratorLatch`] needs `javac` and the `libcurator-*-java` packages
-//! (`scripts/deps.sh` installs them all). When one is missing the test fails
+//! [`CuratorLatch`] needs `javac` and the `libcurator-*-java` packages.
+//! [`FlinkJobManager`] and [`FlinkRetrievalProbe`] need `java`, `javac`,
+//! `python3` with its `venv` module (Debian's `python3-venv`) and PyPI
+//! reachable: their first use pip-installs Flink's jars ([`flink_lib_dir`]).
+//! `scripts/deps.sh` installs them all. When one is missing the test fails
 //! with an install hint naming the package; it is never skipped.
 //!
 //! Every server listens on 127.0.0.1 only; every wait is bounded by
@@ -71,6 +98,7 @@
 
 mod error;
 mod etcd;
+mod flink;
 mod group;
 mod log;
 mod ports;
@@ -81,6 +109,9 @@ mod zookeeper;
 
 pub use error::TestkitError;
 pub use etcd::{Etcd, EtcdCluster, EtcdOptions, EtcdPorts, TlsFiles};
+pub use flink::{
+    flink_lib_dir, FlinkComponent, FlinkJobManager, FlinkLeader, FlinkOptions, FlinkRetrievalProbe,
+};
 pub use group::{Member, ServerGroup, ServerKind, READY_TIMEOUT};
 pub use route::PeerRoute;
 pub use zookeeper::{java, CuratorLatch, ZkCluster, ZkMode, ZkOptions, ZkPorts, ZooKeeper};
