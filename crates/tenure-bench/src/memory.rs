@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use futures_util::StreamExt;
-use tenure::{Condition, DynBackend, ElectionFactory, Guard, MemoryCluster, Path};
+use tenure::{DynBackend, ElectionFactory, Guard, MemoryCluster, Path};
 use tokio::time::Instant;
 
 use crate::plan::{in_process, Plan};

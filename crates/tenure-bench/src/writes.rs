@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenure::{Condition, DynBackend, Election, ElectionFactory, Guard, Leadership, Path};
+use tenure::{DynBackend, Election, ElectionFactory, Guard, Leadership, Path};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};

@@ -14,7 +14,7 @@
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tenure::{Condition, DynBackend, Error, Guard, KvEvent, Leadership, Path, Result};
+use tenure::{DynBackend, Error, Guard, KvEvent, Leadership, Path, Result};
 use uuid::Uuid;
 
 use crate::common::hostname;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tenure_core::{Backend, BackendUrl, Condition, ElectionFactory, Error, Guard, Path};
+use tenure_core::{Backend, BackendUrl, ElectionFactory, Error, Guard, Path};
 use tenure_etcd::{EtcdBackend, EtcdConfig};
 use tenure_testkit::EtcdCluster;
 

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use tenure_core::{Backend, Condition, Error, Guard, Path};
+use tenure_core::{Backend, Error, Guard, Path};
 use tenure_local::LocalBackend;
 
 fn temp_dir(name: &str) -> PathBuf {
