@@ -34,6 +34,10 @@ MUTANTS=(
   # Only memory: on a durable backend terms never go back, so no black-box
   # test there can show an older term to the retrieval; core's unit test
   # drives its view directly.
+  # A Flink record counts only while the latch leader's session owns it:
+  # without the check, a record of another session is taken for the leader's
+  # (ZooKeeper only: Flink's records live there).
+  "flink-owner${T}crates/tenure-core/src/retrieval.rs${T}(owner.is_some() && *owner == leader.session)${T}(true)${T}zookeeper"
   "retrieval-order${T}crates/tenure-core/src/retrieval.rs${T}if view.as_ref().is_some_and(|v| v.term < self.highest_term) {${T}if false {${T}memory"
 )
 

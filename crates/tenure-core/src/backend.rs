@@ -153,6 +153,10 @@ pub struct LeaderRecord {
     pub term: u64,
     /// The value the leader campaigned with (its participant id or proposal).
     pub value: Vec<u8>,
+    /// The leader's session, where the backend tells it (every backend of
+    /// this workspace does): lets a reader tell which values that session
+    /// owns (see [`Versioned::owner`]).
+    pub session: Option<SessionId>,
 }
 
 /// One waiting or leading candidate, in queue order.
@@ -172,6 +176,10 @@ pub struct Versioned {
     /// Grows with every write to the key, also across a delete and a
     /// re-create, and is never 0; use it with [`Condition::Version`].
     pub version: u64,
+    /// The session the value lives and dies with, if it is ephemeral (a
+    /// ZooKeeper ephemeral node, an etcd key under a lease); `None` for a
+    /// value that outlives every session.
+    pub owner: Option<SessionId>,
 }
 
 /// The precondition of a write.

@@ -10,9 +10,9 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::backend::{DynBackend, KvEvent, LeaderRecord};
+use crate::backend::{DynBackend, KvEvent, LeaderRecord, SessionId, Versioned};
 use crate::error::{Error, Result};
-use crate::leader_info::{Layout, LeaderInfo, PublishedInfo};
+use crate::leader_info::{flink, Layout, LeaderInfo, PublishedInfo};
 use crate::name::Path;
 
 /// Told about every change of a component's leader.
@@ -68,12 +68,14 @@ impl LeaderRetrieval {
         let Some(stored) = self.backend.get(&self.info_key).await? else {
             return Ok(None);
         };
-        let published = decode(&self.info_key, &stored.value, &self.elections)?;
-        let election = Path::parse("election", &published.election)?;
-        let leader = self.backend.leader(&election).await?;
-        Ok(leader
-            .filter(|l| l.term == published.info.term)
-            .map(|_| published.info))
+        let Some(record) = decode(&self.info_key, &stored, &self.elections)? else {
+            return Ok(None);
+        };
+        let leader = self
+            .backend
+            .leader(&record.election(&self.elections))
+            .await?;
+        Ok(leader.and_then(|l| record.of(&l)))
     }
 
     /// The leader now and after every change, as a stream. Errors (a corrupted
@@ -201,7 +203,7 @@ type Tx = mpsc::UnboundedSender<Result<Option<LeaderInfo>>>;
 /// election it names.
 #[derive(Default)]
 struct Follow {
-    published: Option<PublishedInfo>,
+    published: Option<Record>,
     leader: Option<LeaderRecord>,
     /// What was last reported (outer `None`: nothing yet).
     reported: Option<Option<LeaderInfo>>,
@@ -213,7 +215,7 @@ impl Follow {
     /// is gone.
     fn report(&mut self, tx: &Tx) -> bool {
         let view = match (&self.published, &self.leader) {
-            (Some(p), Some(l)) if p.info.term == l.term => Some(p.info.clone()),
+            (Some(p), Some(l)) => p.of(l),
             _ => None,
         };
         if view.as_ref().is_some_and(|v| v.term < self.highest_term) {
@@ -255,16 +257,13 @@ async fn follow_once(
 ) -> Result<()> {
     let mut events = backend.watch(key).await?;
     state.published = match backend.get(key).await? {
-        Some(v) => decode_or_report(key, &v.value, elections, tx),
+        Some(v) => decode_or_report(key, &v, elections, tx),
         None => None,
     };
     let mut election: Option<Path> = None;
     let mut leaders: Option<BoxStream<'static, Result<Option<LeaderRecord>>>> = None;
     loop {
-        let wanted = state
-            .published
-            .as_ref()
-            .and_then(|p| Path::parse("election", &p.election).ok());
+        let wanted = state.published.as_ref().map(|p| p.election(elections));
         if wanted != election {
             // Terms are only comparable within one election.
             if election.is_some() && wanted.is_some() {
@@ -288,7 +287,7 @@ async fn follow_once(
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => {
-                    state.published = decode_or_report(key, &value.value, elections, tx);
+                    state.published = decode_or_report(key, &value, elections, tx);
                 }
                 Some(Ok(KvEvent::Delete { key: k })) if k == key.as_str() => state.published = None,
                 Some(Ok(_)) => {}
@@ -305,9 +304,67 @@ async fn follow_once(
     }
 }
 
-/// Decodes a published record, accepting only the elections of this component.
-fn decode(key: &Path, bytes: &[u8], elections: &[Path; 2]) -> Result<PublishedInfo> {
-    let published = PublishedInfo::decode(key, bytes)?;
+/// A published leader record as read.
+#[derive(Clone, Debug)]
+enum Record {
+    /// tenure's own: names its election and term.
+    Tenure(PublishedInfo),
+    /// Apache Flink's `connection_info`: an ephemeral node of the leader's
+    /// session, in the election all components share.
+    Flink {
+        address: String,
+        session_id: uuid::Uuid,
+        owner: Option<SessionId>,
+    },
+}
+
+impl Record {
+    /// The election whose leader the record must belong to.
+    fn election(&self, elections: &[Path; 2]) -> Path {
+        match self {
+            // Checked against `elections` when decoded.
+            Record::Tenure(p) => {
+                Path::parse("election", &p.election).unwrap_or_else(|_| elections[0].clone())
+            }
+            Record::Flink { .. } => elections[0].clone(),
+        }
+    }
+
+    /// The leader information if the record belongs to `leader`: the same
+    /// term for tenure's records; for Flink's, a node owned by the leader's
+    /// own session (so neither an old leader's record, nor a record written
+    /// before the leader was granted, is taken for the new leader's).
+    fn of(&self, leader: &LeaderRecord) -> Option<LeaderInfo> {
+        match self {
+            Record::Tenure(p) => (p.info.term == leader.term).then(|| p.info.clone()),
+            Record::Flink {
+                address,
+                session_id,
+                owner,
+            } => (owner.is_some() && *owner == leader.session).then(|| LeaderInfo {
+                address: address.clone(),
+                session_id: *session_id,
+                term: leader.term,
+            }),
+        }
+    }
+}
+
+/// Decodes a published record (`None`: Flink's empty "no leader" data),
+/// accepting only the elections of this component.
+fn decode(key: &Path, stored: &Versioned, elections: &[Path; 2]) -> Result<Option<Record>> {
+    if stored.value.starts_with(&flink::MAGIC[..2]) {
+        return Ok(
+            flink::decode(key.as_str(), &stored.value)?.map(|(address, session_id)| {
+                Record::Flink {
+                    address,
+                    session_id,
+                    owner: stored.owner,
+                }
+            }),
+        );
+    }
+    let published = PublishedInfo::decode(key, &stored.value)?;
     if !elections.iter().any(|e| e.as_str() == published.election) {
         return Err(Error::Corrupted {
             key: key.to_string(),
@@ -317,17 +374,17 @@ fn decode(key: &Path, bytes: &[u8], elections: &[Path; 2]) -> Result<PublishedIn
             ),
         });
     }
-    Ok(published)
+    Ok(Some(Record::Tenure(published)))
 }
 
 fn decode_or_report(
     key: &Path,
-    bytes: &[u8],
+    stored: &Versioned,
     elections: &[Path; 2],
     tx: &Tx,
-) -> Option<PublishedInfo> {
-    match decode(key, bytes, elections) {
-        Ok(p) => Some(p),
+) -> Option<Record> {
+    match decode(key, stored, elections) {
+        Ok(p) => p,
         Err(e) => {
             let _ = tx.send(Err(e));
             None
@@ -348,20 +405,21 @@ async fn next(
 mod tests {
     use super::*;
 
-    fn view(term: u64, address: &str) -> (PublishedInfo, LeaderRecord) {
+    fn view(term: u64, address: &str) -> (Record, LeaderRecord) {
         let info = LeaderInfo {
             address: address.to_owned(),
             session_id: uuid::Uuid::new_v4(),
             term,
         };
         (
-            PublishedInfo {
+            Record::Tenure(PublishedInfo {
                 info,
                 election: "c/leader/latch".to_owned(),
-            },
+            }),
             LeaderRecord {
                 term,
                 value: b"x".to_vec(),
+                session: None,
             },
         )
     }
@@ -378,7 +436,7 @@ mod tests {
             reported: None,
             highest_term: 0,
         };
-        let show = |follow: &mut Follow, (p, l): (PublishedInfo, LeaderRecord)| {
+        let show = |follow: &mut Follow, (p, l): (Record, LeaderRecord)| {
             follow.published = Some(p);
             follow.leader = Some(l);
             assert!(follow.report(&tx));

@@ -302,6 +302,7 @@ impl EtcdBackend {
         Ok(queue.first().map(|kv| LeaderRecord {
             term: kv.create_revision() as u64,
             value: kv.value().to_vec(),
+            session: Some(SessionId(kv.lease() as u64)),
         }))
     }
 

@@ -19,6 +19,7 @@ fn kv_versioned(kv: &KeyValue) -> Versioned {
     Versioned {
         value: kv.value().to_vec(),
         version: kv.mod_revision() as u64,
+        owner: (kv.lease() != 0).then_some(tenure_core::SessionId(kv.lease() as u64)),
     }
 }
 

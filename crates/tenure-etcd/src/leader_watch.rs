@@ -45,15 +45,23 @@ impl EtcdBackend {
         // as most queues hold one or two (a map's first node is ~600 bytes).
         let mut candidates: Candidates = queue
             .into_iter()
-            .map(|kv| (kv.create_revision(), kv.key().to_vec(), kv.value().to_vec()))
+            .map(|kv| {
+                (
+                    kv.create_revision(),
+                    kv.key().to_vec(),
+                    kv.value().to_vec(),
+                    kv.lease(),
+                )
+            })
             .collect();
         candidates.sort_unstable_by_key(|c| c.0);
         // Collecting may reuse the response's larger buffer in place.
         candidates.shrink_to_fit();
         let head = |c: &Candidates| {
-            c.first().map(|(rev, _, value)| LeaderRecord {
+            c.first().map(|(rev, _, value, lease)| LeaderRecord {
                 term: *rev as u64,
                 value: value.clone(),
+                session: Some(tenure_core::SessionId(*lease as u64)),
             })
         };
         // A stream driven by its reader, not a task and a channel of its own:
@@ -94,14 +102,18 @@ impl EtcdBackend {
                     }
                     match event.event_type() {
                         EventType::Put => {
-                            let candidate =
-                                (kv.create_revision(), kv.key().to_vec(), kv.value().to_vec());
+                            let candidate = (
+                                kv.create_revision(),
+                                kv.key().to_vec(),
+                                kv.value().to_vec(),
+                                kv.lease(),
+                            );
                             match f.candidates.binary_search_by_key(&candidate.0, |c| c.0) {
                                 Ok(at) => f.candidates[at] = candidate,
                                 Err(at) => f.candidates.insert(at, candidate),
                             }
                         }
-                        EventType::Delete => f.candidates.retain(|(_, k, _)| k != kv.key()),
+                        EventType::Delete => f.candidates.retain(|(_, k, _, _)| k != kv.key()),
                     }
                 }
                 let now = head(&f.candidates);
@@ -121,7 +133,8 @@ impl EtcdBackend {
 
 /// An election's candidates as (create revision, key, value), in create
 /// revision order.
-type Candidates = Vec<(i64, Vec<u8>, Vec<u8>)>;
+/// Create revision, key, value and lease of each candidate.
+type Candidates = Vec<(i64, Vec<u8>, Vec<u8>, i64)>;
 
 /// The state of one leader watch between events.
 struct Follow<W> {

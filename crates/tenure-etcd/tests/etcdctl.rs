@@ -232,7 +232,8 @@ async fn leadership_passes_from_tenure_to_etcdctl_and_back() {
         record,
         Some(LeaderRecord {
             term: leadership.term(),
-            value: b"tenure-a".to_vec()
+            value: b"tenure-a".to_vec(),
+            session: Some(a.session().borrow().id),
         })
     );
 
@@ -288,7 +289,8 @@ async fn leadership_passes_from_tenure_to_etcdctl_and_back() {
         next_record(&mut follow, "tenure leading again").await,
         Some(LeaderRecord {
             term: successor.term(),
-            value: b"tenure-b".to_vec()
+            value: b"tenure-b".to_vec(),
+            session: Some(successor.grant().session),
         })
     );
 }

@@ -66,6 +66,7 @@ pub(crate) fn head(state: &State, election: &str) -> Option<LeaderRecord> {
         .map(|e| LeaderRecord {
             term: e.term,
             value: e.value.clone(),
+            session: Some(SessionId(e.session)),
         })
 }
 

@@ -31,6 +31,7 @@ impl LocalBackend {
         Ok(self.inner.load()?.kv.get(key.as_str()).map(|s| Versioned {
             value: s.value.clone(),
             version: s.version,
+            owner: None,
         }))
     }
 
@@ -49,6 +50,7 @@ impl LocalBackend {
                     Versioned {
                         value: s.value.clone(),
                         version: s.version,
+                        owner: None,
                     },
                 )
             })
@@ -94,6 +96,7 @@ impl LocalBackend {
                             value: Versioned {
                                 value: stored.value.clone(),
                                 version: stored.version,
+                                owner: None,
                             },
                         },
                         None => KvEvent::Delete {

@@ -25,6 +25,7 @@ use zookeeper_client::Client;
 
 use crate::config::ZkConfig;
 use crate::error::map_err;
+use crate::keys::Layout;
 use crate::session::{self, session_id, Shared};
 
 /// The largest value, in bytes (ZooKeeper's default `jute.maxbuffer` is
@@ -137,6 +138,11 @@ impl ZkBackend {
     /// deadline and crash failover follow this value.
     pub fn negotiated_session_timeout(&self) -> Duration {
         self.inner.shared.negotiated()
+    }
+
+    /// How this client stores values ([`ZkConfig::with_layout`]).
+    pub fn layout(&self) -> Layout {
+        self.inner.shared.config.layout
     }
 
     /// The ZooKeeper client of the current session (rooted at the chroot), for

@@ -259,6 +259,7 @@ impl ZkBackend {
                     return Ok(Some(LeaderRecord {
                         term: stat.czxid as u64,
                         value,
+                        session: Some(SessionId(stat.ephemeral_owner as u64)),
                     }))
                 }
                 // It went between the two reads: read the queue again.

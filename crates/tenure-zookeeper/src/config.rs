@@ -6,6 +6,8 @@ use std::time::Duration;
 use tenure_core::url::check_host_port;
 use tenure_core::{BackendUrl, Error, Path, Result, Secret};
 
+use crate::keys::Layout;
+
 /// The session timeout asked of the server unless configured.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,6 +30,7 @@ pub struct ZkConfig {
     pub(crate) session_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) digest: Option<(String, Secret)>,
+    pub(crate) layout: Layout,
 }
 
 fn check_server(server: &str) -> Result<()> {
@@ -52,6 +55,7 @@ impl ZkConfig {
             servers: servers.iter().map(|s| s.as_ref().to_owned()).collect(),
             chroot: Path::root("chroot", DEFAULT_CHROOT)?,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
+            layout: Layout::Tenure,
             connect_timeout: Duration::from_secs(5),
             digest: None,
         })
@@ -64,6 +68,7 @@ impl ZkConfig {
             &[
                 "session_timeout",
                 "connect_timeout",
+                "layout",
                 "user",
                 "password_file",
             ],
@@ -76,6 +81,9 @@ impl ZkConfig {
         }
         if let Some(timeout) = url.duration_option("session_timeout")? {
             config = config.with_session_timeout(timeout)?;
+        }
+        if let Some(layout) = url.option("layout") {
+            config = config.with_layout(Layout::parse(layout)?);
         }
         if let Some(timeout) = url.duration_option("connect_timeout")? {
             config = config.with_connect_timeout(timeout);
@@ -108,6 +116,14 @@ impl ZkConfig {
     /// How long connecting may take before it fails (retryably), default 5 s.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// How values are stored: tenure's own format (the default) or Apache
+    /// Flink's bare bytes, to read and write Flink's ZooKeeper HA nodes (see
+    /// [`Layout`]).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
         self
     }
 

@@ -84,13 +84,50 @@ pub(crate) fn sorted_candidates(children: Vec<String>) -> Vec<(u64, String)> {
     candidates
 }
 
+/// How values are stored in znodes.
+///
+/// - `Tenure` (the default): data = a two-byte header + the value, so that
+///   directories (empty data) and foreign data are told apart from values.
+/// - `Flink`: data = the value's bytes alone, as Apache Flink's ZooKeeper HA
+///   services store theirs (its `connection_info` records, say), so that
+///   tenure and Flink read each other's nodes. Empty data means "no value"
+///   there, so an empty value cannot be stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// tenure's own format, with a header.
+    #[default]
+    Tenure,
+    /// Apache Flink's: the bytes alone.
+    Flink,
+}
+
+impl Layout {
+    /// The layout named `name` in a URL's `layout` option.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "tenure" => Ok(Layout::Tenure),
+            "flink" => Ok(Layout::Flink),
+            _ => Err(Error::invalid("layout", name, "must be tenure or flink")),
+        }
+    }
+}
+
 /// Decodes a value node's data: `None` for a directory, the bytes for a value.
-pub(crate) fn decode_value(node: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {
+pub(crate) fn decode_value(layout: Layout, node: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {
     if data.is_empty() {
         return Ok(None);
     }
+    if layout == Layout::Flink {
+        return Ok(Some(data.to_vec()));
+    }
     match data.strip_prefix(&VALUE_HEADER[..]) {
         Some(value) => Ok(Some(value.to_vec())),
+        None if data.starts_with(&tenure_core::flink::MAGIC) => Err(Error::Corrupted {
+            key: node.to_owned(),
+            reason: "holds a Java-serialized record (Apache Flink's?), not a tenure value; \
+                     connect with layout=flink to read Flink's nodes"
+                .into(),
+        }),
         None => Err(Error::Corrupted {
             key: node.to_owned(),
             reason: format!(
@@ -101,11 +138,21 @@ pub(crate) fn decode_value(node: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {
 }
 
 /// Encodes a value for storing.
-pub(crate) fn encode_value(value: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_value(layout: Layout, value: &[u8]) -> Result<Vec<u8>> {
+    if layout == Layout::Flink {
+        if value.is_empty() {
+            return Err(Error::invalid(
+                "value",
+                "",
+                "must not be empty in the flink layout, where empty data means no value",
+            ));
+        }
+        return Ok(value.to_vec());
+    }
     let mut data = Vec::with_capacity(VALUE_HEADER.len() + value.len());
     data.extend_from_slice(&VALUE_HEADER);
     data.extend_from_slice(value);
-    data
+    Ok(data)
 }
 
 /// The tenure key of a znode path below the chroot, if it is one.
@@ -152,18 +199,44 @@ mod tests {
     #[test]
     fn values_round_trip_and_foreign_data_is_corrupt() {
         assert_eq!(
-            decode_value("/k", &encode_value(b"v")).unwrap(),
+            decode_value(
+                Layout::Tenure,
+                "/k",
+                &encode_value(Layout::Tenure, b"v").unwrap()
+            )
+            .unwrap(),
             Some(b"v".to_vec())
         );
         assert_eq!(
-            decode_value("/k", &encode_value(b"")).unwrap(),
+            decode_value(
+                Layout::Tenure,
+                "/k",
+                &encode_value(Layout::Tenure, b"").unwrap()
+            )
+            .unwrap(),
             Some(vec![])
         );
-        assert_eq!(decode_value("/k", b"").unwrap(), None);
-        let err = decode_value("/k", b"java-serialized").unwrap_err();
+        assert_eq!(decode_value(Layout::Tenure, "/k", b"").unwrap(), None);
+        let err = decode_value(Layout::Tenure, "/k", b"java-serialized").unwrap_err();
         assert!(
             matches!(err, Error::Corrupted { ref key, .. } if key == "/k"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_flink_layout_stores_bare_bytes_and_no_empty_values() {
+        let java = [0xac, 0xed, 0x00, 0x05, 0x77];
+        let stored = encode_value(Layout::Flink, &java).unwrap();
+        assert_eq!(stored, java);
+        assert_eq!(
+            decode_value(Layout::Flink, "/k", &stored).unwrap(),
+            Some(java.to_vec())
+        );
+        assert_eq!(decode_value(Layout::Flink, "/k", b"").unwrap(), None);
+        let err = encode_value(Layout::Flink, b"").unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        assert!(Layout::parse("curator").is_err());
+        assert_eq!(Layout::parse("flink").unwrap(), Layout::Flink);
     }
 }

@@ -39,6 +39,8 @@ fn versioned(value: Vec<u8>, stat: &Stat) -> Versioned {
     Versioned {
         value,
         version: stat.mzxid as u64,
+        owner: (stat.ephemeral_owner != 0)
+            .then_some(tenure_core::SessionId(stat.ephemeral_owner as u64)),
     }
 }
 
@@ -193,9 +195,8 @@ impl ZkBackend {
         let client = self.shared().live_client().await?;
         let node = keys::node(key);
         match client.get_data(&node).await {
-            Ok((data, stat)) => {
-                Ok(keys::decode_value(&node, &data)?.map(|value| versioned(value, &stat)))
-            }
+            Ok((data, stat)) => Ok(keys::decode_value(self.layout(), &node, &data)?
+                .map(|value| versioned(value, &stat))),
             Err(zookeeper_client::Error::NoNode) => Ok(None),
             Err(e) => Err(map_err(e)),
         }
@@ -232,7 +233,7 @@ impl ZkBackend {
                     key: node.clone(),
                     reason: "not a valid tenure key (every segment must follow the id rule)".into(),
                 })?;
-                if let Some(value) = keys::decode_value(node, &data)? {
+                if let Some(value) = keys::decode_value(self.layout(), node, &data)? {
                     listed.push((key.to_owned(), versioned(value, &stat)));
                 }
                 match children {
@@ -268,6 +269,7 @@ impl ZkBackend {
         let (tx, rx) = queue();
         let shared = Arc::downgrade(self.shared());
         let mut status = self.session();
+        let layout = self.layout();
         tokio::spawn(async move {
             // What each key was when last delivered: its data version, or
             // `None` once it was deleted (or was a directory all along).
@@ -315,7 +317,7 @@ impl ZkBackend {
                         match read {
                             Err(zookeeper_client::Error::NoNode) => None,
                             Err(e) => Some(Err(map_err(e))),
-                            Ok((data, stat)) => match keys::decode_value(&node, &data) {
+                            Ok((data, stat)) => match keys::decode_value(layout, &node, &data) {
                                 Err(e) => Some(Err(e)),
                                 Ok(None) => match seen.insert(key.clone(), None) {
                                     // A value turned into a directory: deleted.
@@ -376,7 +378,7 @@ impl ZkBackend {
         keys::check_key(key)?;
         check_value_size(value, MAX_VALUE_SIZE)?;
         let node = keys::node(key);
-        let data = keys::encode_value(value);
+        let data = keys::encode_value(self.layout(), value)?;
         let fail = |e: WriteError, grant: Option<&Grant>| match (e, grant) {
             (WriteError::Fenced, Some(grant)) => fenced(grant),
             (WriteError::Fenced, None) => Error::unavailable("fence check without a fence"),
@@ -388,7 +390,9 @@ impl ZkBackend {
             let current = match guard.condition {
                 Condition::Any => None,
                 Condition::Absent | Condition::Version(_) => match client.get_data(&node).await {
-                    Ok((data, stat)) => Some((keys::decode_value(&node, &data)?, stat)),
+                    Ok((data, stat)) => {
+                        Some((keys::decode_value(self.layout(), &node, &data)?, stat))
+                    }
                     Err(zookeeper_client::Error::NoNode) => None,
                     Err(e) => return Err(read_err(e, guard.fence)),
                 },
@@ -468,7 +472,7 @@ impl ZkBackend {
         for _ in 0..WRITE_ATTEMPTS {
             let client = self.shared().live_client().await?;
             let current = match client.get_data(&node).await {
-                Ok((data, stat)) => Some((keys::decode_value(&node, &data)?, stat)),
+                Ok((data, stat)) => Some((keys::decode_value(self.layout(), &node, &data)?, stat)),
                 Err(zookeeper_client::Error::NoNode) => None,
                 Err(e) => return Err(read_err(e, guard.fence)),
             };

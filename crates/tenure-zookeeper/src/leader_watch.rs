@@ -33,6 +33,7 @@ async fn watch_head(
                         let head = LeaderRecord {
                             term: stat.czxid as u64,
                             value,
+                            session: Some(tenure_core::SessionId(stat.ephemeral_owner as u64)),
                         };
                         return Ok((Some(head), watcher));
                     }

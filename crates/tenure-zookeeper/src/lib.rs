@@ -29,8 +29,17 @@
 //! - **ACLs**: with digest credentials every node is created so that only the
 //!   same credentials can change or delete it; anyone may read.
 //!
+//! - **Apache Flink's nodes** (`layout=flink`, [`Layout::Flink`]): values are
+//!   stored as bare bytes, as Flink's ZooKeeper HA services store theirs, so
+//!   a leader retrieval reads a real Flink JobManager's `connection_info`
+//!   records (decoded by `tenure_core::flink`; the term is the latch node's
+//!   czxid, and a record counts only while the latch leader's session owns
+//!   it). In the default layout such a node is a `Corrupted` error that says
+//!   to use `layout=flink`.
+//!
 //! URL: `zk://host:port[,host:port...]/chroot?session_timeout=10s` with optional
-//! `connect_timeout`, `user` and `password_file` (digest credentials; the
+//! `connect_timeout`, `layout` (`tenure` or `flink`), `user` and
+//! `password_file` (digest credentials; the
 //! password never appears in `Debug` output or logs). The server may clamp the
 //! session timeout to its limits: the negotiated value is logged and reported by
 //! [`ZkBackend::negotiated_session_timeout`].
@@ -48,3 +57,4 @@ pub use backend::{ZkBackend, MAX_VALUE_SIZE};
 pub use config::{
     ZkConfig, DEFAULT_CHROOT, DEFAULT_SESSION_TIMEOUT, MAX_SESSION_TIMEOUT, MIN_SESSION_TIMEOUT,
 };
+pub use keys::Layout;

@@ -37,7 +37,9 @@ use crate::error::{Error, Result};
 /// `UTFDataFormatException` beyond it.
 pub const MAX_ENCODED_ADDRESS_LEN: usize = 0xffff;
 
-const MAGIC: [u8; 4] = [0xac, 0xed, 0x00, 0x05];
+/// The first bytes of every Java serialization stream, and so of every Flink
+/// record: the stream magic `ac ed` and version 5.
+pub const MAGIC: [u8; 4] = [0xac, 0xed, 0x00, 0x05];
 const TC_BLOCKDATA: u8 = 0x77;
 const TC_BLOCKDATALONG: u8 = 0x7a;
 /// `ObjectOutputStream`'s block buffer: Java drains a block record when full.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::backend::support::{check_queue_fence, QueueSender};
-use crate::backend::{Grant, KvEvent, LeaderRecord, Versioned};
+use crate::backend::{Grant, KvEvent, LeaderRecord, SessionId, Versioned};
 use crate::error::{Error, Result};
 use crate::name::Path;
 
@@ -80,6 +80,7 @@ impl ElectionState {
         self.queue.first().map(|e| LeaderRecord {
             term: e.term,
             value: e.value.clone(),
+            session: Some(SessionId(e.session)),
         })
     }
 

@@ -8,6 +8,7 @@ fn record(term: u64) -> Option<LeaderRecord> {
     Some(LeaderRecord {
         term,
         value: b"x".to_vec(),
+        session: None,
     })
 }
 
