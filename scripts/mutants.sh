@@ -20,8 +20,8 @@ cd "$top"
 # replace, its replacement, the backends it applies to.
 T=$'\t'
 MUTANTS=(
-  "ha-fence${T}crates/tenure-core/src/ha/context.rs${T}fence.fenced_put(store, key, value, condition).await${T}{ let _ = store; self.backend.put(key, value, condition, None).await }${T}memory local etcd zookeeper"
-  "leadership-fence${T}crates/tenure-core/src/leadership.rs${T}.put(key, value, condition, Some(&self.inner.grant))${T}.put(key, value, condition, None)${T}memory local etcd zookeeper"
+  "ha-fence${T}crates/tenure-core/src/ha/context.rs${T}fence.fenced_put(store, key, value, condition).await${T}{ let _ = store; self.backend.put(key, value, crate::backend::Guard::when(condition)).await }${T}memory local etcd zookeeper"
+  "leadership-fence${T}crates/tenure-core/src/leadership.rs${T}let mut guard = Guard::new(condition, Some(&self.inner.grant));${T}let mut guard = Guard::new(condition, None);${T}memory local etcd zookeeper"
   "renew-deadline${T}crates/tenure-core/src/election.rs${T}if s.renew_deadline.is_some_and(|deadline| deadline <= now) {${T}if false && s.renew_deadline.is_some_and(|deadline| deadline <= now) {${T}memory etcd zookeeper"
   "zk-owner-check${T}crates/tenure-zookeeper/src/campaign.rs${T}if stat.ephemeral_owner as u64 != session.0 {${T}if false {${T}zookeeper"
   "queue-fence${T}crates/tenure-core/src/backend.rs${T}if current && live(grant.session.0) {${T}if true {${T}memory local"
@@ -34,6 +34,12 @@ MUTANTS=(
   # Only memory: on a durable backend terms never go back, so no black-box
   # test there can show an older term to the retrieval; core's unit test
   # drives its view directly.
+  # Ephemeral values end with their session (conformance case
+  # ephemeral_values_end_with_their_session), on every backend.
+  "ephemeral-memory${T}crates/tenure-core/src/memory/server.rs${T}.filter(|(_, v)| v.owner == Some(SessionId(session)))${T}.filter(|_| false)${T}memory"
+  "ephemeral-local${T}crates/tenure-local/src/state.rs${T}.filter(|(_, v)| v.owner == Some(session))${T}.filter(|_| false)${T}local"
+  "ephemeral-etcd${T}crates/tenure-etcd/src/kv.rs${T}.then(|| PutOptions::new().with_lease(self.inner.status.borrow().id.0 as i64));${T}.then(PutOptions::new);${T}etcd"
+  "ephemeral-zk${T}crates/tenure-zookeeper/src/kv.rs${T}(_, None) => Op::Create(&node, &data, eph),${T}(_, None) => Op::Create(&node, &data, false),${T}zookeeper"
   # A Flink record counts only while the latch leader's session owns it:
   # without the check, a record of another session is taken for the leader's
   # (ZooKeeper only: Flink's records live there).

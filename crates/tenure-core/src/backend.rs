@@ -96,6 +96,40 @@ pub struct Capabilities {
     pub ttl_sessions: bool,
     /// The largest value accepted by [`Backend::put`], in bytes.
     pub max_value_size: usize,
+    /// Whose layout the stored records follow: tenure's own, or Apache
+    /// Flink's (a ZooKeeper client with `layout=flink`), which the leader
+    /// election and HA services then write in Flink's formats.
+    pub layout: Layout,
+}
+
+/// Whose record formats and names a backend's keys follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// tenure's own formats.
+    #[default]
+    Tenure,
+    /// Apache Flink 2.x's ZooKeeper HA layout: Curator LeaderLatch nodes with
+    /// empty data, `connection_info` records in Flink's Java-serialized form
+    /// (see [`flink`](crate::flink)) as ephemeral nodes of the leader's
+    /// session, and Flink 2.x's names for the HA stores.
+    Flink,
+}
+
+impl Layout {
+    /// The layout named `name` (`tenure` or `flink`), as in a URL's `layout`
+    /// option.
+    pub fn parse(name: &str) -> crate::Result<Self> {
+        match name {
+            "tenure" => Ok(Layout::Tenure),
+            "flink" => Ok(Layout::Flink),
+            _ => Err(crate::Error::invalid(
+                "layout",
+                name,
+                "must be tenure or flink",
+            )),
+        }
+    }
 }
 
 impl Capabilities {
@@ -106,7 +140,14 @@ impl Capabilities {
             durable: false,
             ttl_sessions: false,
             max_value_size: 1024 * 1024,
+            layout: Layout::Tenure,
         }
+    }
+
+    /// Sets [`Capabilities::layout`].
+    pub const fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Sets [`Capabilities::durable`].
@@ -216,6 +257,11 @@ pub struct Guard<'a> {
     /// The leadership the write is fenced by: it lands only if this grant is
     /// still its election's current leader.
     pub fence: Option<&'a Grant>,
+    /// The value lives only as long as the writing client's session: it is
+    /// removed when that session ends (closed or expired), and
+    /// [`Versioned::owner`] names the session. A later write of the key
+    /// decides anew (a plain write makes it lasting).
+    pub ephemeral: bool,
 }
 
 impl<'a> Guard<'a> {
@@ -223,11 +269,16 @@ impl<'a> Guard<'a> {
     pub const ANY: Guard<'static> = Guard {
         condition: Condition::Any,
         fence: None,
+        ephemeral: false,
     };
 
     /// A write guarded by `condition` and, if given, by `fence`.
     pub fn new(condition: Condition, fence: Option<&'a Grant>) -> Self {
-        Guard { condition, fence }
+        Guard {
+            condition,
+            fence,
+            ephemeral: false,
+        }
     }
 
     /// An unfenced write guarded by `condition`.
@@ -238,6 +289,13 @@ impl<'a> Guard<'a> {
     /// An unconditional write fenced by `grant`.
     pub fn fenced(grant: &'a Grant) -> Self {
         Guard::new(Condition::Any, Some(grant))
+    }
+
+    /// The same write, of a value that ends with the writer's session (see
+    /// [`Guard::ephemeral`](Guard#structfield.ephemeral)).
+    pub fn ephemeral(mut self) -> Self {
+        self.ephemeral = true;
+        self
     }
 }
 

@@ -163,6 +163,15 @@ impl Leadership {
         self.fenced_put(STORE, key, value, condition).await
     }
 
+    /// [`put`](Self::put) of a value that lives only as long as this
+    /// leadership's session (see [`Guard::ephemeral`](crate::Guard#structfield.ephemeral)):
+    /// for what must vanish when the leader's process does, such as the
+    /// address it publishes.
+    pub async fn put_ephemeral(&self, key: &Path, value: &[u8]) -> Result<u64> {
+        self.fenced_write(STORE, key, value, Condition::Any, true)
+            .await
+    }
+
     /// Deletes `key`, only if this leadership is still current.
     pub async fn delete(&self, key: &Path) -> Result<bool> {
         self.fenced_delete(STORE, key, Condition::Any).await
@@ -179,12 +188,21 @@ impl Leadership {
         value: &[u8],
         condition: Condition,
     ) -> Result<u64> {
+        self.fenced_write(store, key, value, condition, false).await
+    }
+
+    async fn fenced_write(
+        &self,
+        store: &'static str,
+        key: &Path,
+        value: &[u8],
+        condition: Condition,
+        ephemeral: bool,
+    ) -> Result<u64> {
         self.check_held()?;
-        let written = self
-            .inner
-            .backend
-            .put(key, value, Guard::new(condition, Some(&self.inner.grant)))
-            .await;
+        let mut guard = Guard::new(condition, Some(&self.inner.grant));
+        guard.ephemeral = ephemeral;
+        let written = self.inner.backend.put(key, value, guard).await;
         self.observe(store, written)
     }
 

@@ -96,8 +96,8 @@ pub mod retrieval;
 pub mod url;
 
 pub use backend::{
-    Backend, Candidate, Capabilities, Condition, DynBackend, Grant, Guard, KvEvent, LeaderRecord,
-    SessionId, SessionState, SessionStatus, Versioned,
+    Backend, Candidate, Capabilities, Condition, DynBackend, Grant, Guard, KvEvent, Layout,
+    LeaderRecord, SessionId, SessionState, SessionStatus, Versioned,
 };
 pub use election::{ConnectionPolicy, Election, ElectionFactory, ElectionOptions};
 pub use error::{BoxError, Error, Result};

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{DynBackend, KvEvent, LeaderRecord, SessionId, Versioned};
 use crate::error::{Error, Result};
-use crate::leader_info::{flink, Layout, LeaderInfo, PublishedInfo};
+use crate::leader_info::{flink, ClusterLayout, LeaderInfo, PublishedInfo};
 use crate::name::Path;
 
 /// Told about every change of a component's leader.
@@ -50,8 +50,8 @@ impl fmt::Debug for LeaderRetrieval {
 impl LeaderRetrieval {
     /// Follows `component_id` of `cluster_id` (both validated).
     pub fn new(backend: DynBackend, cluster_id: &str, component_id: &str) -> Result<Self> {
-        let layout = Layout::new(cluster_id)?;
-        let component = Layout::component(component_id)?;
+        let layout = ClusterLayout::new(cluster_id)?;
+        let component = ClusterLayout::component(component_id)?;
         Ok(LeaderRetrieval {
             backend,
             info_key: layout.connection_info(&component),

@@ -2,8 +2,8 @@
 //! conditional writes.
 
 use etcd_client::{
-    Compare, CompareOp, DeleteOptions, EventType, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Compare, CompareOp, DeleteOptions, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
 };
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
@@ -146,9 +146,14 @@ impl EtcdBackend {
         check_value_size(value, MAX_VALUE_SIZE)?;
         self.check_fence_key(guard.fence)?;
         let etcd_key = self.inner.keys.kv(key);
+        // An ephemeral value rides on the session's lease: it goes when the
+        // lease is revoked or expires.
+        let options = guard
+            .ephemeral
+            .then(|| PutOptions::new().with_lease(self.inner.status.borrow().id.0 as i64));
         let txn = Txn::new()
             .when(self.compares(&etcd_key, guard))
-            .and_then([TxnOp::put(etcd_key.clone(), value.to_vec(), None)]);
+            .and_then([TxnOp::put(etcd_key.clone(), value.to_vec(), options)]);
         let response = self.kv().txn(txn).await.map_err(map_err)?;
         if response.succeeded() {
             return Ok(response.header().map_or(0, |h| h.revision()) as u64);

@@ -15,6 +15,8 @@
 //! - **Fenced writes** are one transaction comparing the create revision of the
 //!   leader's candidate key with its term: a stale leader's write fails and
 //!   changes nothing.
+//! - **Ephemeral values** are put under the session's lease: they go when the
+//!   lease is revoked (close) or expires.
 //! - Key-value data lives under `<prefix>/~kv/`, out of every election's range.
 //! - TLS (server verification, client certificates) and username/password
 //!   authentication; the password never appears in `Debug` output or logs.

@@ -5,7 +5,7 @@ use futures_util::stream::BoxStream;
 use tenure_core::backend::support::{
     self, channel_stream, check_delete, check_put, check_queue_fence, check_value_size,
 };
-use tenure_core::{Backend, Error, Grant, Guard, KvEvent, Path, Result, Versioned};
+use tenure_core::{Backend, Error, Grant, Guard, KvEvent, Path, Result, SessionId, Versioned};
 
 use crate::backend::{LocalBackend, MAX_VALUE_SIZE};
 use crate::state::{State, Stored};
@@ -31,7 +31,7 @@ impl LocalBackend {
         Ok(self.inner.load()?.kv.get(key.as_str()).map(|s| Versioned {
             value: s.value.clone(),
             version: s.version,
-            owner: None,
+            owner: s.owner.map(SessionId),
         }))
     }
 
@@ -50,7 +50,7 @@ impl LocalBackend {
                     Versioned {
                         value: s.value.clone(),
                         version: s.version,
-                        owner: None,
+                        owner: s.owner.map(SessionId),
                     },
                 )
             })
@@ -96,7 +96,7 @@ impl LocalBackend {
                             value: Versioned {
                                 value: stored.value.clone(),
                                 version: stored.version,
-                                owner: None,
+                                owner: stored.owner.map(SessionId),
                             },
                         },
                         None => KvEvent::Delete {
@@ -124,12 +124,25 @@ impl LocalBackend {
         check_value_size(value, MAX_VALUE_SIZE)?;
         let (key, value, condition) = (key.to_string(), value.to_vec(), guard.condition);
         let fence = guard.fence.cloned();
+        let owner = match guard.ephemeral {
+            true => Some(self.current_session().ok_or_else(|| {
+                Error::unavailable("no session to tie an ephemeral value to; retry")
+            })?),
+            false => None,
+        };
         self.inner
             .submit(move |state, _| {
                 check_fence(state, fence.as_ref())?;
+                if let Some(session) = owner.filter(|s| !state.sessions.contains(s)) {
+                    return Err(Error::SessionExpired { session });
+                }
                 check_put(&key, condition, state.kv.get(&key).map(|v| v.version))?;
                 let version = state.bump();
-                let stored = Stored { value, version };
+                let stored = Stored {
+                    value,
+                    version,
+                    owner,
+                };
                 state.record(&key, Some(stored.clone()));
                 state.kv.insert(key, stored);
                 Ok(version)

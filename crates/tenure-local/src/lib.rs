@@ -14,7 +14,8 @@
 //! a leadership are checked under the directory lock, atomically with the write.
 //! Other processes' changes reach watchers by polling the state file (every 5 ms
 //! by default); a waiting candidate also checks the lock of the leader ahead of
-//! it at that interval.
+//! it at that interval. An ephemeral value is removed with its session, when
+//! the session is closed or its process is found dead.
 //!
 //! The directory is created `0700` and its files `0600`; a directory or file that
 //! other users can write is refused, since whoever can write it can take

@@ -56,6 +56,9 @@ pub(crate) struct Stored {
     #[serde(with = "hex")]
     pub(crate) value: Vec<u8>,
     pub(crate) version: u64,
+    /// The session an ephemeral value ends with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,9 +94,22 @@ impl State {
         }
     }
 
-    /// Removes every candidate of `session`; returns whether any was removed.
+    /// Removes every candidate and ephemeral value of `session`; returns
+    /// whether anything was removed.
     pub(crate) fn drop_session(&mut self, session: u64) -> bool {
         let mut changed = self.sessions.remove(&session);
+        let owned: Vec<String> = self
+            .kv
+            .iter()
+            .filter(|(_, v)| v.owner == Some(session))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in owned {
+            self.kv.remove(&key);
+            self.bump();
+            self.record(&key, None);
+            changed = true;
+        }
         for queue in self.elections.values_mut() {
             let before = queue.len();
             queue.retain(|e| e.session != session);
@@ -210,6 +226,7 @@ mod tests {
             Stored {
                 value: vec![0, 1, 254, 255],
                 version: 1,
+                owner: Some(7),
             },
         );
         let bytes = state.encode();

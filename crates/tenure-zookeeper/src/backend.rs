@@ -16,8 +16,8 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tenure_core::backend::support::LeaderWatches;
 use tenure_core::{
-    Backend, Candidate, Capabilities, Error, Grant, Guard, KvEvent, LeaderRecord, Path, Result,
-    SessionId, SessionState, SessionStatus, Versioned,
+    Backend, Candidate, Capabilities, Error, Grant, Guard, KvEvent, Layout, LeaderRecord, Path,
+    Result, SessionId, SessionState, SessionStatus, Versioned,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,7 +25,6 @@ use zookeeper_client::Client;
 
 use crate::config::ZkConfig;
 use crate::error::map_err;
-use crate::keys::Layout;
 use crate::session::{self, session_id, Shared};
 
 /// The largest value, in bytes (ZooKeeper's default `jute.maxbuffer` is
@@ -240,6 +239,7 @@ impl Backend for ZkBackend {
             .with_durable(true)
             .with_ttl_sessions(true)
             .with_max_value_size(MAX_VALUE_SIZE)
+            .with_layout(self.layout())
     }
 
     fn session(&self) -> watch::Receiver<SessionStatus> {

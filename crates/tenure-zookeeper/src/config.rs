@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use tenure_core::url::check_host_port;
-use tenure_core::{BackendUrl, Error, Path, Result, Secret};
-
-use crate::keys::Layout;
+use tenure_core::{BackendUrl, Error, Layout, Path, Result, Secret};
 
 /// The session timeout asked of the server unless configured.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,7 +12,7 @@
 //! term is that node's czxid, which grows with every creation in the ensemble
 //! and never repeats, even if the election's znode is removed and made again.
 
-use tenure_core::{Error, Path, Result};
+use tenure_core::{Error, Layout, Path, Result};
 
 /// The first bytes of every value tenure stores, so that a directory (empty
 /// data) and foreign data are told apart from values.
@@ -84,33 +84,13 @@ pub(crate) fn sorted_candidates(children: Vec<String>) -> Vec<(u64, String)> {
     candidates
 }
 
-/// How values are stored in znodes.
-///
-/// - `Tenure` (the default): data = a two-byte header + the value, so that
-///   directories (empty data) and foreign data are told apart from values.
-/// - `Flink`: data = the value's bytes alone, as Apache Flink's ZooKeeper HA
-///   services store theirs (its `connection_info` records, say), so that
-///   tenure and Flink read each other's nodes. Empty data means "no value"
-///   there, so an empty value cannot be stored.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Layout {
-    /// tenure's own format, with a header.
-    #[default]
-    Tenure,
-    /// Apache Flink's: the bytes alone.
-    Flink,
-}
-
-impl Layout {
-    /// The layout named `name` in a URL's `layout` option.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "tenure" => Ok(Layout::Tenure),
-            "flink" => Ok(Layout::Flink),
-            _ => Err(Error::invalid("layout", name, "must be tenure or flink")),
-        }
-    }
-}
+// How values are stored in znodes, by the client's [`Layout`]:
+// - `Tenure` (the default): data = a two-byte header + the value, so that
+//   directories (empty data) and foreign data are told apart from values.
+// - `Flink`: data = the value's bytes alone, as Apache Flink's ZooKeeper HA
+//   services store theirs (its `connection_info` records, say), so that
+//   tenure and Flink read each other's nodes. Empty data means "no value"
+//   there, so an empty value cannot be stored.
 
 /// Decodes a value node's data: `None` for a directory, the bytes for a value.
 pub(crate) fn decode_value(layout: Layout, node: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {

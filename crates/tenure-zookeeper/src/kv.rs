@@ -30,9 +30,13 @@ enum WriteError {
 
 /// One write, alone or behind the fence check.
 enum Op<'a> {
-    Create(&'a str, &'a [u8]),
+    /// A new node, ephemeral (of the writer's session) or persistent.
+    Create(&'a str, &'a [u8], bool),
     Set(&'a str, &'a [u8], Option<i32>),
     Delete(&'a str, Option<i32>),
+    /// Delete at a version and create again, in one `multi`: to change a
+    /// node's lifetime (ephemeral or not, and whose), which only creation sets.
+    Replace(&'a str, &'a [u8], i32, bool),
 }
 
 fn versioned(value: Vec<u8>, stat: &Stat) -> Versioned {
@@ -41,6 +45,34 @@ fn versioned(value: Vec<u8>, stat: &Stat) -> Versioned {
         version: stat.mzxid as u64,
         owner: (stat.ephemeral_owner != 0)
             .then_some(tenure_core::SessionId(stat.ephemeral_owner as u64)),
+    }
+}
+
+/// Commits a `multi` whose first `checks` operations are the fence check;
+/// returns the stat of its last operation if it wrote a node.
+async fn commit(
+    mut multi: zookeeper_client::MultiWriter<'_>,
+    checks: usize,
+) -> std::result::Result<Option<Stat>, WriteError> {
+    match multi.commit().await {
+        Ok(mut results) => match results.pop() {
+            Some(MultiWriteResult::Create { stat, .. } | MultiWriteResult::SetData { stat }) => {
+                Ok(Some(stat))
+            }
+            _ => Ok(None),
+        },
+        Err(MultiWriteError::OperationFailed { index, source }) if index < checks => match source {
+            zookeeper_client::Error::NoNode | zookeeper_client::Error::BadVersion => {
+                Err(WriteError::Fenced)
+            }
+            other => Err(WriteError::Op(other)),
+        },
+        // The fence's session ended: so did its candidate.
+        Err(MultiWriteError::RequestFailed {
+            source: zookeeper_client::Error::SessionExpired,
+        }) if checks > 0 => Err(WriteError::Fenced),
+        Err(MultiWriteError::OperationFailed { source, .. })
+        | Err(MultiWriteError::RequestFailed { source }) => Err(WriteError::Op(source)),
     }
 }
 
@@ -67,7 +99,13 @@ impl ZkBackend {
         fence: Option<&Grant>,
         op: Op<'_>,
     ) -> std::result::Result<Option<Stat>, WriteError> {
-        let options = CreateMode::Persistent.with_acls(self.shared().acls());
+        let acls = self.shared().acls();
+        let persistent = CreateMode::Persistent.with_acls(acls);
+        let ephemeral = CreateMode::Ephemeral.with_acls(acls);
+        let mode = |ephemeral_node: bool| match ephemeral_node {
+            true => &ephemeral,
+            false => &persistent,
+        };
         if let Some(grant) = fence {
             if !keys::is_candidate_of(grant) {
                 return Err(WriteError::Fenced);
@@ -91,10 +129,18 @@ impl ZkBackend {
         }
         let Some(grant) = fence else {
             return match op {
-                Op::Create(path, data) => client
-                    .create(path, data, &options)
+                Op::Create(path, data, eph) => client
+                    .create(path, data, mode(eph))
                     .await
                     .map(|(stat, _)| Some(stat)),
+                Op::Replace(path, data, version, eph) => {
+                    let mut multi = client.new_multi_writer();
+                    multi
+                        .add_delete(path, Some(version))
+                        .and_then(|()| multi.add_create(path, data, mode(eph)))
+                        .map_err(WriteError::Op)?;
+                    return commit(multi, 0).await;
+                }
                 Op::Set(path, data, version) => {
                     client.set_data(path, data, version).await.map(Some)
                 }
@@ -108,31 +154,15 @@ impl ZkBackend {
         let added = multi
             .add_check_version(&grant.key, -1)
             .and_then(|()| match op {
-                Op::Create(path, data) => multi.add_create(path, data, &options),
+                Op::Create(path, data, eph) => multi.add_create(path, data, mode(eph)),
                 Op::Set(path, data, version) => multi.add_set_data(path, data, version),
                 Op::Delete(path, version) => multi.add_delete(path, version),
+                Op::Replace(path, data, version, eph) => multi
+                    .add_delete(path, Some(version))
+                    .and_then(|()| multi.add_create(path, data, mode(eph))),
             });
         added.map_err(WriteError::Op)?;
-        match multi.commit().await {
-            Ok(mut results) => match results.pop() {
-                Some(
-                    MultiWriteResult::Create { stat, .. } | MultiWriteResult::SetData { stat },
-                ) => Ok(Some(stat)),
-                _ => Ok(None),
-            },
-            Err(MultiWriteError::OperationFailed { index: 0, source }) => match source {
-                zookeeper_client::Error::NoNode | zookeeper_client::Error::BadVersion => {
-                    Err(WriteError::Fenced)
-                }
-                other => Err(WriteError::Op(other)),
-            },
-            // The fence's session ended: so did its candidate.
-            Err(MultiWriteError::RequestFailed {
-                source: zookeeper_client::Error::SessionExpired,
-            }) => Err(WriteError::Fenced),
-            Err(MultiWriteError::OperationFailed { source, .. })
-            | Err(MultiWriteError::RequestFailed { source }) => Err(WriteError::Op(source)),
-        }
+        commit(multi, 1).await
     }
 
     /// Whether `grant`'s candidate node still exists (so its fence holds).
@@ -386,10 +416,11 @@ impl ZkBackend {
         };
         for _ in 0..WRITE_ATTEMPTS {
             let client = self.shared().live_client().await?;
-            // The node as it is, for the conditions that need it.
+            // The node as it is, for the conditions that need it, and for an
+            // ephemeral write (its lifetime is set only at creation).
             let current = match guard.condition {
-                Condition::Any => None,
-                Condition::Absent | Condition::Version(_) => match client.get_data(&node).await {
+                Condition::Any if !guard.ephemeral => None,
+                _ => match client.get_data(&node).await {
                     Ok((data, stat)) => {
                         Some((keys::decode_value(self.layout(), &node, &data)?, stat))
                     }
@@ -397,25 +428,17 @@ impl ZkBackend {
                     Err(e) => return Err(read_err(e, guard.fence)),
                 },
             };
+            let eph = guard.ephemeral;
+            let mine = session_id(&client).0 as i64;
             let op = match (guard.condition, &current) {
-                (Condition::Any, _) => Op::Set(&node, &data, None),
-                (Condition::Absent, None) => Op::Create(&node, &data),
-                // A directory holds no value: writing one is a create.
-                (Condition::Absent, Some((None, stat))) => {
-                    Op::Set(&node, &data, Some(stat.version))
-                }
                 (Condition::Absent, Some((Some(_), _))) => {
                     self.check_fence(&client, guard.fence).await?;
                     return Err(Error::AlreadyExists {
                         key: key.to_string(),
                     });
                 }
-                (Condition::Version(expected), Some((Some(_), stat)))
-                    if stat.mzxid as u64 == expected =>
+                (Condition::Version(expected), current) if !matches!(current, Some((Some(_), stat)) if stat.mzxid as u64 == expected) =>
                 {
-                    Op::Set(&node, &data, Some(stat.version))
-                }
-                (Condition::Version(expected), current) => {
                     self.check_fence(&client, guard.fence).await?;
                     let actual = match current {
                         Some((Some(_), stat)) => Some(stat.mzxid as u64),
@@ -427,9 +450,44 @@ impl ZkBackend {
                         actual,
                     });
                 }
+                // Not read: a plain write to whatever is there.
+                (Condition::Any, None) if !eph => Op::Set(&node, &data, None),
+                (_, None) => Op::Create(&node, &data, eph),
+                // A value or a directory (which holds no value: writing one
+                // is a create), as it was read: set it if its lifetime is
+                // the one wanted, else make it again with that lifetime.
+                (_, Some((_, stat))) => {
+                    let fits = match eph {
+                        true => stat.ephemeral_owner == mine,
+                        false => stat.ephemeral_owner == 0,
+                    };
+                    match fits {
+                        true => Op::Set(&node, &data, Some(stat.version)),
+                        false => Op::Replace(&node, &data, stat.version, eph),
+                    }
+                }
             };
             let creating = matches!(op, Op::Create(..));
             match self.write(&client, guard.fence, op).await {
+                // A plain write landed in an ephemeral node: make it lasting
+                // (its data is already the new value; only creation sets a
+                // lifetime). A write in between decides instead.
+                Ok(Some(stat)) if !eph && stat.ephemeral_owner != 0 => {
+                    match self
+                        .write(
+                            &client,
+                            guard.fence,
+                            Op::Replace(&node, &data, stat.version, false),
+                        )
+                        .await
+                    {
+                        Ok(stat) => return self.written(&client, &node, stat).await,
+                        Err(WriteError::Op(
+                            zookeeper_client::Error::BadVersion | zookeeper_client::Error::NoNode,
+                        )) => return Ok(stat.mzxid as u64),
+                        Err(e) => return Err(fail(e, guard.fence)),
+                    }
+                }
                 Ok(stat) => return self.written(&client, &node, stat).await,
                 Err(WriteError::Op(zookeeper_client::Error::NoNode)) => {
                     if creating {
@@ -438,7 +496,7 @@ impl ZkBackend {
                         // Not there yet: create it (the next round sets it if
                         // someone else creates it first).
                         match self
-                            .write(&client, guard.fence, Op::Create(&node, &data))
+                            .write(&client, guard.fence, Op::Create(&node, &data, eph))
                             .await
                         {
                             Ok(stat) => return self.written(&client, &node, stat).await,

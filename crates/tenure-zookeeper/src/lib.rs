@@ -29,13 +29,18 @@
 //! - **ACLs**: with digest credentials every node is created so that only the
 //!   same credentials can change or delete it; anyone may read.
 //!
-//! - **Apache Flink's nodes** (`layout=flink`, [`Layout::Flink`]): values are
-//!   stored as bare bytes, as Flink's ZooKeeper HA services store theirs, so
-//!   a leader retrieval reads a real Flink JobManager's `connection_info`
-//!   records (decoded by `tenure_core::flink`; the term is the latch node's
-//!   czxid, and a record counts only while the latch leader's session owns
-//!   it). In the default layout such a node is a `Corrupted` error that says
-//!   to use `layout=flink`.
+//! - **Apache Flink's layout** (`layout=flink`, [`Layout::Flink`]): values are
+//!   stored as bare bytes, as Flink's ZooKeeper HA services store theirs;
+//!   latch nodes carry empty data, and the leader election and HA services
+//!   write Flink's `connection_info` records (ephemeral, in the leader's
+//!   session) and Flink 2.x's names. A leader retrieval reads a real Flink
+//!   JobManager's records (the term is the latch node's czxid, and a record
+//!   counts only while the latch leader's session owns it), and Flink's own
+//!   retrieval reads tenure's. In the default layout a Flink node is a
+//!   `Corrupted` error that says to use `layout=flink`.
+//! - **Ephemeral values** ([`Guard::ephemeral`](tenure_core::Guard#structfield.ephemeral))
+//!   are EPHEMERAL znodes of the client's session; a write that changes a
+//!   value's lifetime deletes and creates the node in one `multi`.
 //!
 //! URL: `zk://host:port[,host:port...]/chroot?session_timeout=10s` with optional
 //! `connect_timeout`, `layout` (`tenure` or `flink`), `user` and
@@ -57,4 +62,5 @@ pub use backend::{ZkBackend, MAX_VALUE_SIZE};
 pub use config::{
     ZkConfig, DEFAULT_CHROOT, DEFAULT_SESSION_TIMEOUT, MAX_SESSION_TIMEOUT, MIN_SESSION_TIMEOUT,
 };
-pub use keys::Layout;
+/// Re-exported: the `layout` of [`ZkConfig::with_layout`].
+pub use tenure_core::Layout;

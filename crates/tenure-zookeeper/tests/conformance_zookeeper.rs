@@ -16,3 +16,11 @@ tenure_core::conformance_suite!(
 mod after_snapshot {
     tenure_core::conformance_suite!(restart: super::common::private_snapshotting_case(1));
 }
+
+/// Every case once more with Flink's layout (`layout=flink`): bare values,
+/// empty latch data, Flink's `connection_info` records as ephemeral nodes.
+mod flink_layout {
+    tenure_core::conformance_suite!(super::common::flink_case_on(
+        tenure_testkit::ZkCluster::shared()
+    ));
+}

@@ -210,3 +210,208 @@ async fn tenure_and_flinks_own_retrieval_agree_on_the_leader() {
     assert_eq!(seen.session_id.to_string(), flinks.session);
     drop(jm);
 }
+
+/// A contender that reports grants (`Some(session)`) and revocations.
+struct Contender(tokio::sync::mpsc::UnboundedSender<Option<Uuid>>);
+
+impl tenure_core::LeaderContender for Contender {
+    fn grant_leadership(&self, session_id: Uuid) {
+        let _ = self.0.send(Some(session_id));
+    }
+    fn revoke_leadership(&self) {
+        let _ = self.0.send(None);
+    }
+    fn handle_error(&self, error: &Error) {
+        panic!("unexpected error: {error}");
+    }
+}
+
+/// A tenure process in Flink's layout contending for `components` of
+/// `cluster`: its service, the elections and the stream of grants.
+async fn tenure_contender(
+    chroot: &str,
+    cluster: &str,
+    components: &[&str],
+) -> (
+    tenure_core::LeaderElectionService,
+    Vec<tenure_core::LeaderElection>,
+    tokio::sync::mpsc::UnboundedReceiver<Option<Uuid>>,
+) {
+    let backend = client(chroot, Layout::Flink).await;
+    let service = tenure_core::LeaderElectionService::new(backend, cluster).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let elections: Vec<_> = components
+        .iter()
+        .map(|c| {
+            let election = service.create_leader_election(c).unwrap();
+            election.start(Arc::new(Contender(tx.clone()))).unwrap();
+            election
+        })
+        .collect();
+    (service, elections, rx)
+}
+
+/// The next grant or revocation, bounded.
+async fn next_change(
+    changes: &mut tokio::sync::mpsc::UnboundedReceiver<Option<Uuid>>,
+    what: &str,
+) -> Option<Uuid> {
+    tokio::time::timeout(WAIT, changes.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .expect("the contender lives")
+}
+
+/// Flink's own leader retrieval (what its TaskManagers and clients run)
+/// follows a tenure leader: the latch node tenure makes has empty data, as
+/// Flink's, and the `connection_info` it publishes is Flink's record, an
+/// ephemeral node of tenure's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flinks_own_retrieval_follows_a_tenure_leader() {
+    let options = FlinkOptions {
+        cluster_id: "followed".into(),
+        path_root: "/flink-followed".into(),
+        ..FlinkOptions::default()
+    };
+    let connect = ZkCluster::shared().connect_string();
+    let probe_options = options.clone();
+    let probe = tokio::task::spawn_blocking(move || {
+        FlinkRetrievalProbe::start(&connect, &probe_options, FlinkComponent::RestServer)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (_service, elections, mut changes) =
+        tenure_contender("flink-followed", "followed", &["rest_server", "dispatcher"]).await;
+    let session = next_change(&mut changes, "tenure's grant").await.unwrap();
+    assert_eq!(
+        next_change(&mut changes, "the second grant").await,
+        Some(session)
+    );
+    let address = "http://127.0.0.1:18081";
+    elections[0]
+        .confirm_leadership(session, address)
+        .await
+        .unwrap();
+    elections[1]
+        .confirm_leadership(
+            session,
+            "pekko.tcp://flink@127.0.0.1:16123/user/rpc/dispatcher_1",
+        )
+        .await
+        .unwrap();
+
+    let flinks = tokio::task::spawn_blocking(move || {
+        probe.wait_for_leader(WAIT, |l| l.address == "http://127.0.0.1:18081")
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(flinks.session, session.to_string());
+
+    // What Flink's nodes look like, read raw.
+    let zk = ZkBackend::connect(common::config(ZkCluster::shared(), "flink-followed"))
+        .await
+        .unwrap();
+    let raw = zk.client().unwrap();
+    let latch = raw.list_children("/followed/leader/latch").await.unwrap();
+    assert_eq!(latch.len(), 1, "{latch:?}");
+    let (data, _) = raw
+        .get_data(&format!("/followed/leader/latch/{}", latch[0]))
+        .await
+        .unwrap();
+    assert!(data.is_empty(), "latch data as Flink writes it: empty");
+    let (data, stat) = raw
+        .get_data("/followed/leader/rest_server/connection_info")
+        .await
+        .unwrap();
+    assert_eq!(data, flink::encode(address, session).unwrap());
+    assert_ne!(stat.ephemeral_owner, 0, "connection_info is ephemeral");
+}
+
+/// A tenure contender and real Flink JobManagers on one cluster's latch take
+/// turns: exactly one leads at every observation, each side's retrieval
+/// shows the other's leader, and when the leader goes (SIGKILL of a
+/// JobManager, a tenure close) the next one takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenure_and_flink_jobmanagers_take_turns_on_one_latch() {
+    let options = FlinkOptions {
+        cluster_id: "mixed".into(),
+        path_root: "/flink-mixed".into(),
+        ..FlinkOptions::default()
+    };
+    let connect = ZkCluster::shared().connect_string();
+    let probe_options = options.clone();
+    let probe = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            FlinkRetrievalProbe::start(&connect, &probe_options, FlinkComponent::RestServer)
+        })
+        .await
+        .unwrap()
+        .unwrap(),
+    );
+    let flink_sees = |want: String| {
+        let probe = probe.clone();
+        async move {
+            tokio::task::spawn_blocking(move || probe.wait_for_leader(WAIT, |l| l.address == want))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let observer = client("flink-mixed", Layout::Flink).await;
+    let retrieval = LeaderRetrieval::new(observer.clone(), "mixed", "rest_server").unwrap();
+    let mut tenure_sees = retrieval.stream();
+
+    // A JobManager leads; tenure queues behind it.
+    let a = jobmanager(&options).await;
+    a.wait_leader(WAIT).unwrap();
+    assert_eq!(
+        next_leader(&mut tenure_sees, "JobManager a").await.address,
+        a.rest_url()
+    );
+    let (service, elections, mut changes) =
+        tenure_contender("flink-mixed", "mixed", &["rest_server"]).await;
+    assert!(
+        changes.try_recv().is_err(),
+        "tenure is not granted while a JobManager leads"
+    );
+
+    // The JobManager dies: tenure takes over; Flink's retrieval shows it.
+    a.kill();
+    let session = next_change(&mut changes, "tenure's grant after a's death")
+        .await
+        .unwrap();
+    let address = "http://127.0.0.1:18082";
+    elections[0]
+        .confirm_leadership(session, address)
+        .await
+        .unwrap();
+    assert_eq!(
+        flink_sees(address.into()).await.session,
+        session.to_string()
+    );
+    let seen = next_leader(&mut tenure_sees, "tenure leading").await;
+    assert_eq!((seen.address.as_str(), seen.session_id), (address, session));
+
+    // A second JobManager queues behind tenure and is not granted. (Its REST
+    // endpoint answers 503 meanwhile: it waits for a dispatcher leader,
+    // which this tenure contender does not publish.)
+    let b = jobmanager(&options).await;
+    let latch = Path::parse("election", "mixed/leader/latch").unwrap();
+    tenure_core::conformance::eventually("b's latch node", || async {
+        matches!(observer.candidates(&latch).await, Ok(c) if c.len() == 2)
+    })
+    .await;
+    assert_eq!(b.leader_session(), None, "b waits while tenure leads");
+
+    // tenure closes: b takes over, and tenure's retrieval shows it.
+    // (A closed service tells its contenders nothing more.)
+    service.close().await;
+    let b_session = b.wait_leader(WAIT).unwrap();
+    assert_eq!(flink_sees(b.rest_url()).await.session, b_session);
+    let seen = next_leader(&mut tenure_sees, "JobManager b").await;
+    assert_eq!(seen.address, b.rest_url());
+    assert!(seen.term > 0);
+    drop(elections);
+}

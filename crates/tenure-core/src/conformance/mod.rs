@@ -255,6 +255,7 @@ macro_rules! conformance_suite {
             compare_and_set_race,
             conditional_writes,
             watches_deliver_in_order,
+            ephemeral_values_end_with_their_session,
             invalid_names_rejected,
             many_elections_on_one_session
         );

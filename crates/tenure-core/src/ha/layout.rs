@@ -11,6 +11,12 @@
 //! <cluster>/job_results/<job>                          job result, dirty or clean
 //! ```
 //!
+//! In Flink's layout ([`Layout::Flink`](crate::Layout::Flink)) the names are
+//! Flink 2.x's: execution plans under `<cluster>/execution-plans/<job>`, and
+//! checkpoints named by their id zero-padded to 19 digits, as Flink names
+//! them. (Their contents are tenure's records, not Flink's Java-serialized
+//! state handles: a Flink JobManager does not recover what tenure stored.)
+//!
 //! Everything of one job except its result lives under `jobgraphs/<job>`,
 //! `jobs/<job>` and `leader/<job>`, so per-job cleanup is three prefixes. The
 //! job result outlives the cleanup: its clean entry is what tells a new leader
@@ -23,12 +29,15 @@ use crate::name::{Id, Path};
 #[derive(Clone, Debug)]
 pub(crate) struct HaLayout {
     cluster: Path,
+    /// Flink 2.x's names.
+    flink: bool,
 }
 
 impl HaLayout {
-    pub(crate) fn new(cluster_id: &Id) -> Self {
+    pub(crate) fn new(cluster_id: &Id, flink: bool) -> Self {
         HaLayout {
             cluster: Path::from(cluster_id.clone()),
+            flink,
         }
     }
 
@@ -42,9 +51,12 @@ impl HaLayout {
         self.leaders().join(job.id())
     }
 
-    /// `<cluster>/jobgraphs`.
+    /// `<cluster>/jobgraphs` (Flink's layout: `execution-plans`).
     pub(crate) fn plans(&self) -> Path {
-        self.cluster.with("jobgraphs")
+        match self.flink {
+            true => self.cluster.with("execution-plans"),
+            false => self.cluster.with("jobgraphs"),
+        }
     }
 
     /// `<cluster>/jobgraphs/<job>`.
@@ -69,9 +81,14 @@ impl HaLayout {
 
     /// `<cluster>/jobs/<job>/checkpoints/<id, zero-padded to 20 digits>`, so
     /// that key order is id order.
+    /// (Flink's layout: 19 digits, as Flink names them.)
     pub(crate) fn checkpoint(&self, job: &JobId, id: u64) -> Path {
+        let name = match self.flink {
+            true => format!("{id:019}"),
+            false => format!("{id:020}"),
+        };
         self.checkpoints(job)
-            .child("checkpoint_id", &format!("{id:020}"))
+            .child("checkpoint_id", &name)
             .expect("digits are a valid segment")
     }
 

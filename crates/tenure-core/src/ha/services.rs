@@ -125,9 +125,10 @@ impl HaServicesBuilder {
             self.mode,
             self.policy,
         )?;
+        let flink = self.backend.capabilities().layout == crate::Layout::Flink;
         let ctx = Arc::new(Context {
             backend: self.backend,
-            layout: HaLayout::new(&cluster_id),
+            layout: HaLayout::new(&cluster_id, flink),
             cluster_id,
             blobs,
             threshold: self.threshold,

@@ -222,15 +222,35 @@ impl Driver {
     }
 }
 
+/// Publishes `record` at `key` as `leadership`'s, fenced: ephemeral in the
+/// leader's session for Flink's layout, lasting otherwise.
+pub(super) async fn publish(
+    leadership: &Leadership,
+    key: &Path,
+    record: &[u8],
+    ephemeral: bool,
+) -> crate::Result<u64> {
+    match ephemeral {
+        true => leadership.put_ephemeral(key, record).await,
+        false => leadership.put(key, record).await,
+    }
+}
+
 /// Keeps the published leader information in place while `leadership` lasts:
-/// whenever it is deleted or changed, it is written again (fenced). Ends when
-/// leadership ends or a write is fenced.
+/// whenever it is deleted or changed (or, ephemeral, no longer owned by the
+/// leader's session), it is written again (fenced). Ends when leadership ends
+/// or a write is fenced.
 pub(super) async fn self_heal(
     backend: DynBackend,
     leadership: Leadership,
     key: Path,
     record: Vec<u8>,
+    ephemeral: bool,
 ) {
+    let session = leadership.grant().session;
+    let right = |v: &crate::backend::Versioned| {
+        v.value == record && (!ephemeral || v.owner == Some(session))
+    };
     let token = leadership.token();
     let mut backoff = Duration::from_millis(50);
     let pause = |backoff: Duration| {
@@ -255,11 +275,11 @@ pub(super) async fn self_heal(
         };
         // Check once after the watch is open: a change between the confirming
         // write and the watch would otherwise go unnoticed.
-        let mut wrong = !matches!(backend.get(&key).await, Ok(Some(v)) if v.value == record);
+        let mut wrong = !matches!(backend.get(&key).await, Ok(Some(v)) if right(&v));
         loop {
             while wrong {
                 tracing::info!(key = %key, term = leadership.term(), "leader information changed; republishing");
-                match leadership.put(&key, &record).await {
+                match publish(&leadership, &key, &record, ephemeral).await {
                     Ok(_) => {
                         wrong = false;
                         backoff = Duration::from_millis(50);
@@ -280,9 +300,7 @@ pub(super) async fn self_heal(
                 _ = token.cancelled() => return,
             };
             wrong = match event {
-                Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => {
-                    value.value != record
-                }
+                Some(Ok(KvEvent::Put { key: k, value })) if k == key.as_str() => !right(&value),
                 Some(Ok(KvEvent::Delete { key: k })) if k == key.as_str() => true,
                 Some(Ok(_)) => false,
                 Some(Err(_)) | None => break,

@@ -13,14 +13,14 @@ use uuid::Uuid;
 use crate::backend::DynBackend;
 use crate::election::ConnectionPolicy;
 use crate::error::{Error, Result};
-use crate::leader_info::{validate_address, Layout, LeaderInfo, PublishedInfo};
+use crate::leader_info::{flink, validate_address, ClusterLayout, LeaderInfo, PublishedInfo};
 use crate::leadership::Leadership;
 use crate::name::{Id, Path};
 
 mod driver;
 mod standalone;
 
-use driver::{self_heal, Component, Driver};
+use driver::{publish, self_heal, Component, Driver};
 pub use standalone::{StandaloneLeaderElection, StandaloneLeaderRetrieval};
 
 /// The leader session id of non-HA setups: `00000000-0000-0000-0000-000000000000`.
@@ -59,7 +59,9 @@ pub struct LeaderElectionService {
 
 struct ServiceInner {
     backend: DynBackend,
-    layout: Layout,
+    /// The backend follows Flink's layout: Flink's records, ephemeral.
+    flink: bool,
+    layout: ClusterLayout,
     mode: ElectionMode,
     policy: ConnectionPolicy,
     candidate_id: Vec<u8>,
@@ -94,13 +96,22 @@ impl LeaderElectionService {
         mode: ElectionMode,
         policy: ConnectionPolicy,
     ) -> Result<Self> {
+        // In Flink's layout, leader records are Flink's. (Flink 2.x itself
+        // campaigns only in the shared latch; per-component latches are
+        // tenure's own, which Flink does not read.)
+        let flink = backend.capabilities().layout == crate::Layout::Flink;
         Ok(LeaderElectionService {
             inner: Arc::new(ServiceInner {
                 backend,
-                layout: Layout::new(cluster_id)?,
+                flink,
+                layout: ClusterLayout::new(cluster_id)?,
                 mode,
                 policy,
-                candidate_id: Uuid::new_v4().to_string().into_bytes(),
+                // Flink's JobManagers campaign with empty latch data.
+                candidate_id: match flink {
+                    true => Vec::new(),
+                    false => Uuid::new_v4().to_string().into_bytes(),
+                },
                 drivers: Mutex::new(HashMap::new()),
             }),
         })
@@ -108,7 +119,7 @@ impl LeaderElectionService {
 
     /// The leader election of one component (validated id, e.g. `dispatcher`).
     pub fn create_leader_election(&self, component_id: &str) -> Result<LeaderElection> {
-        let component = Layout::component(component_id)?;
+        let component = ClusterLayout::component(component_id)?;
         let election = match self.inner.mode {
             ElectionMode::Shared => self.inner.layout.shared_election(),
             ElectionMode::PerComponent => self.inner.layout.component_election(&component),
@@ -227,16 +238,23 @@ impl LeaderElection {
         let (leadership, component) = self
             .leadership_for(session_id)
             .ok_or(Error::NotLeader { session_id })?;
-        let record = PublishedInfo {
-            info: LeaderInfo {
-                address: address.to_owned(),
-                session_id,
-                term: leadership.term(),
-            },
-            election: leadership.election().to_string(),
-        }
-        .encode();
-        leadership.put(&component.info_key, &record).await?;
+        let flink = self.service.flink;
+        let record = match flink {
+            // Flink's own record, an ephemeral node of the leader's session
+            // (as Flink's JobManagers write it): Flink reads it, and it goes
+            // with the session.
+            true => flink::encode(address, session_id)?,
+            false => PublishedInfo {
+                info: LeaderInfo {
+                    address: address.to_owned(),
+                    session_id,
+                    term: leadership.term(),
+                },
+                election: leadership.election().to_string(),
+            }
+            .encode(),
+        };
+        publish(&leadership, &component.info_key, &record, flink).await?;
         tracing::info!(component = %component.id, term = leadership.term(), address, "leadership confirmed");
         let mut dispatch = lock(&component.dispatch);
         if dispatch.closed || dispatch.granted != Some(session_id) {
@@ -248,6 +266,7 @@ impl LeaderElection {
             leadership,
             component.info_key.clone(),
             record,
+            flink,
         ));
         if let Some(old) = dispatch.heal.replace(heal) {
             old.abort();

@@ -67,13 +67,13 @@ pub(crate) fn validate_address(address: &str) -> Result<()> {
 
 /// The key layout of one cluster (Flink's znode tree, as keys).
 #[derive(Clone, Debug)]
-pub(crate) struct Layout {
+pub(crate) struct ClusterLayout {
     cluster: Path,
 }
 
-impl Layout {
+impl ClusterLayout {
     pub(crate) fn new(cluster_id: &str) -> Result<Self> {
-        Ok(Layout {
+        Ok(ClusterLayout {
             cluster: Path::root("cluster_id", cluster_id)?,
         })
     }

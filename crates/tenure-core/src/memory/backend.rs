@@ -381,7 +381,7 @@ impl Backend for MemoryBackend {
         let stored = Versioned {
             value: value.to_vec(),
             version,
-            owner: None,
+            owner: guard.ephemeral.then(|| SessionId(self.session_id())),
         };
         server.kv.insert(key.to_string(), stored.clone());
         server.publish(KvEvent::Put {

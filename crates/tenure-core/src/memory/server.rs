@@ -105,10 +105,22 @@ impl Server {
         self.revision
     }
 
-    /// Removes every candidate of `session` and forgets the session.
+    /// Removes every candidate and ephemeral value of `session` and forgets
+    /// the session.
     pub(super) fn expire(&mut self, session: u64) {
         if !self.live.remove(&session) {
             return;
+        }
+        let owned: Vec<String> = self
+            .kv
+            .iter()
+            .filter(|(_, v)| v.owner == Some(SessionId(session)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in owned {
+            self.kv.remove(&key);
+            self.bump();
+            self.publish(KvEvent::Delete { key });
         }
         for election in self.elections.values_mut() {
             let before = election.queue.len();

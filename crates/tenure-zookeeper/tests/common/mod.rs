@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tenure_core::conformance::{blocking, Clients, TestCluster};
 use tenure_core::{DynBackend, Error, Result};
 use tenure_testkit::{ZkCluster, ZkOptions};
-use tenure_zookeeper::{ZkBackend, ZkConfig};
+use tenure_zookeeper::{Layout, ZkBackend, ZkConfig};
 
 /// The session timeout of test clients: short, so expiry tests stay fast.
 pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -24,6 +24,8 @@ pub(crate) struct Zk {
     /// Before a restart, wait until every server has written a snapshot after
     /// its first transaction, so that the restart recovers from it.
     snapshot_before_restart: bool,
+    /// How the case's clients store values.
+    pub(crate) layout: Layout,
     /// Each client, with the proxies it reaches the servers through.
     clients: Clients<(ZkBackend, Arc<[proxy::Proxy]>)>,
 }
@@ -40,7 +42,16 @@ pub(crate) fn case_on(server: &'static ZkCluster) -> Zk {
         server,
         chroot: fresh_chroot(),
         snapshot_before_restart: false,
+        layout: Layout::Tenure,
         clients: Clients::default(),
+    }
+}
+
+/// A case on `server` whose clients use Flink's layout (`layout=flink`).
+pub(crate) fn flink_case_on(server: &'static ZkCluster) -> Zk {
+    Zk {
+        layout: Layout::Flink,
+        ..case_on(server)
     }
 }
 
@@ -185,7 +196,8 @@ impl TestCluster for Zk {
         let servers: Vec<String> = proxies.iter().map(|p| p.addr.to_string()).collect();
         let config = ZkConfig::new(&servers)?
             .with_chroot(&self.chroot)?
-            .with_session_timeout(SESSION_TIMEOUT)?;
+            .with_session_timeout(SESSION_TIMEOUT)?
+            .with_layout(self.layout);
         let client = ZkBackend::connect(config).await?;
         Ok(self
             .clients

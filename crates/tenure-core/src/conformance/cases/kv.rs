@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use super::{clients, path};
 use crate::backend::{Condition, Guard, KvEvent};
-use crate::conformance::{within, TestCluster};
+use crate::conformance::{eventually, within, TestCluster};
 use crate::error::Error;
 
 /// Five workers, twenty increments each, by compare-and-set: exactly 100.
@@ -237,4 +237,57 @@ pub async fn watches_deliver_in_order(cluster: &dyn TestCluster) {
             .collect();
         assert_eq!(listed, last, "the state listed after the watch ended ({e})");
     }
+}
+
+/// An ephemeral value names its writer's session as owner and ends with
+/// that session (closed, here), while a value made lasting by a plain write
+/// over an ephemeral one stays.
+pub async fn ephemeral_values_end_with_their_session(cluster: &dyn TestCluster) {
+    let backends = clients(cluster, 2).await;
+    let (a, b) = (&backends[0], &backends[1]);
+    let (key, lasting) = (path("ephemeral/k"), path("ephemeral/lasting"));
+    let session = a.session().borrow().id;
+    a.put(&key, b"a", Guard::ANY.ephemeral()).await.unwrap();
+    a.put(&lasting, b"x", Guard::ANY.ephemeral()).await.unwrap();
+    a.put(&lasting, b"y", Guard::when(Condition::Any))
+        .await
+        .unwrap();
+    let seen = b
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("an ephemeral value is readable");
+    assert_eq!(
+        (seen.value.as_slice(), seen.owner),
+        (&b"a"[..], Some(session))
+    );
+    let kept = b.get(&lasting).await.unwrap().expect("written");
+    assert_eq!((kept.value.as_slice(), kept.owner), (&b"y"[..], None));
+    // Rewritten ephemeral by another session, it becomes that session's.
+    let theirs = path("ephemeral/theirs");
+    a.put(&theirs, b"1", Guard::ANY.ephemeral()).await.unwrap();
+    b.put(&theirs, b"2", Guard::ANY.ephemeral()).await.unwrap();
+    let b_session = b.session().borrow().id;
+    assert_eq!(
+        b.get(&theirs).await.unwrap().unwrap().owner,
+        Some(b_session)
+    );
+
+    a.close().await.unwrap();
+    eventually("the closed session's ephemeral value to go", || async {
+        matches!(b.get(&key).await, Ok(None))
+    })
+    .await;
+    let kept = b.get(&lasting).await.unwrap();
+    assert_eq!(
+        kept.map(|v| v.value),
+        Some(b"y".to_vec()),
+        "a lasting value stays"
+    );
+    let theirs = b.get(&theirs).await.unwrap();
+    assert_eq!(
+        theirs.map(|v| v.value),
+        Some(b"2".to_vec()),
+        "b's value stays"
+    );
 }
