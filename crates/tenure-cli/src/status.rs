@@ -109,6 +109,10 @@ async fn component_rows(backend: &DynBackend, cluster: &str) -> Result<Vec<Row>>
         else {
             continue;
         };
+        if stored.value.starts_with(&tenure::flink::MAGIC) {
+            rows.push(flink_row(backend, cluster, component).await?);
+            continue;
+        }
         let published: Published =
             serde_json::from_slice(&stored.value).map_err(|e| Error::Corrupted {
                 key: key.clone(),
@@ -129,6 +133,26 @@ async fn component_rows(backend: &DynBackend, cluster: &str) -> Result<Vec<Row>>
         });
     }
     Ok(rows)
+}
+
+/// A component published by Apache Flink (or by tenure in Flink's layout):
+/// what leader retrieval reports, and the candidates of Flink's one latch.
+async fn flink_row(backend: &DynBackend, cluster: &str, component: &str) -> Result<Row> {
+    let retrieval = tenure::LeaderRetrieval::new(backend.clone(), cluster, component)?;
+    let current = retrieval.current().await?;
+    let latch = Path::root("cluster_id", cluster)?
+        .child("key", "leader")?
+        .child("key", "latch")?;
+    let candidates = backend.candidates(&latch).await?.len();
+    Ok(Row {
+        kind: "component",
+        name: format!("{cluster}/{component}"),
+        leader: current.as_ref().map(|c| c.session_id.to_string()),
+        term: current.as_ref().map(|c| c.term),
+        since: None,
+        candidates,
+        address: current.map(|c| c.address),
+    })
 }
 
 fn table(rows: &[Row]) -> String {

@@ -59,4 +59,29 @@ fn observe_prints_a_real_flink_jobmanagers_rest_leader() {
         leader.to_string().contains(&session),
         "the leader session id is shown: {leader}"
     );
+
+    // `tenure status --cluster` lists Flink's components with their leader.
+    let out = support::output(&[
+        "status",
+        "--backend",
+        &url,
+        "--cluster",
+        "observed",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rest = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "observed/rest_server")
+        .unwrap_or_else(|| panic!("no rest_server row: {rows}"));
+    assert_eq!(rest["address"], jm.rest_url().as_str(), "{rest}");
+    assert_eq!(rest["leader"], session.as_str(), "{rest}");
+    assert_eq!(rest["candidates"], 1, "{rest}");
 }
