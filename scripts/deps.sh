@@ -9,6 +9,13 @@
 #   default-jdk-headless      javac, to compile the Curator test program
 #   python3-venv              a virtualenv to pip-install Flink 2.3's jars from PyPI
 #                             (apache-flink-libraries, about 330 MB, once per target dir)
+#   curl                      HTTPS requests to the test kube-apiserver
+#   golang-go                 Go 1.19, to build kube-apiserver 1.20.2 from Debian's
+#                             kubernetes source package (about 3 min, once per target dir)
+#   dpkg-dev                  dpkg-source, to unpack that source package
+#   golang-github-modern-go-reflect2-dev
+#                             reflect2 1.0.2, replacing the vendored 1.0.1 that breaks
+#                             with Go >= 1.18
 set -euo pipefail
 
 need=()
@@ -22,6 +29,11 @@ command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 # `python3 -m venv --help` works without it: Debian ships ensurepip, which
 # creating a virtualenv needs, in python3-venv (which pulls in python3).
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)
+[ -f /usr/share/gocode/src/github.com/modern-go/reflect2/unsafe_link.go ] ||
+    need+=(golang-github-modern-go-reflect2-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "scripts/deps.sh: installing ${need[*]}" >&2

@@ -80,6 +80,29 @@
 //! # }
 //! ```
 //!
+//! # Kubernetes
+//!
+//! [`KubeApiserver`] runs a real kube-apiserver 1.20.2 — HTTPS on a loopback
+//! port, static bearer tokens (an admin and a user without roles), RBAC — on
+//! an etcd of its own. Debian ships no apiserver binary, so the first use
+//! builds one from Debian's `kubernetes` source package with Debian's Go,
+//! once per target directory ([`kube_apiserver_binary`], about three
+//! minutes); later starts take a few seconds. Requests go through `curl`.
+//!
+//! ```
+//! # fn main() -> Result<(), tenure_testkit::TestkitError> {
+//! use tenure_testkit::KubeApiserver;
+//!
+//! let api = KubeApiserver::shared(); // one per test binary
+//! api.create_namespace("election-a")?;
+//! let lease = r#"{"metadata":{"name":"leader"},"spec":{"holderIdentity":"a"}}"#;
+//! let path = "/apis/coordination.k8s.io/v1/namespaces/election-a/leases";
+//! let (status, _) = api.request(api.admin_token(), "POST", path, Some(lease))?;
+//! assert_eq!(status, 201);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What must be installed
 //!
 //! etcd needs the `etcd`, `etcdctl` and (for TLS) `openssl` programs;
@@ -88,6 +111,10 @@
 //! [`FlinkJobManager`] and [`FlinkRetrievalProbe`] need `java`, `javac`,
 //! `python3` with its `venv` module (Debian's `python3-venv`) and PyPI
 //! reachable: their first use pip-installs Flink's jars ([`flink_lib_dir`]).
+//! [`KubeApiserver`] needs `etcd`, `openssl` and `curl`, and to build the
+//! apiserver Debian's `golang-go`, `dpkg-dev` and
+//! `golang-github-modern-go-reflect2-dev` and the Debian archive reachable
+//! (or `TENURE_KUBE_APISERVER` naming a binary).
 //! `scripts/deps.sh` installs them all. When one is missing the test fails
 //! with an install hint naming the package; it is never skipped.
 //!
@@ -100,6 +127,7 @@ mod error;
 mod etcd;
 mod flink;
 mod group;
+mod kubernetes;
 mod log;
 mod ports;
 mod process;
@@ -113,5 +141,6 @@ pub use flink::{
     flink_lib_dir, FlinkComponent, FlinkJobManager, FlinkLeader, FlinkOptions, FlinkRetrievalProbe,
 };
 pub use group::{Member, ServerGroup, ServerKind, READY_TIMEOUT};
+pub use kubernetes::{kube_apiserver_binary, KubeApiserver};
 pub use route::PeerRoute;
 pub use zookeeper::{java, CuratorLatch, ZkCluster, ZkMode, ZkOptions, ZkPorts, ZooKeeper};

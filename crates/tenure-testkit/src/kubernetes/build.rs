@@ -1,0 +1,401 @@
+//! Where the `kube-apiserver` binary comes from: Debian's `kubernetes`
+//! source package, built once per cargo target directory with Debian's Go.
+//!
+//! Debian ships no apiserver binary, and the Go module proxy may be out of
+//! reach, so the kit builds the source package's tree in GOPATH mode, where
+//! everything comes from its `vendor` directory.
+
+use std::env;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{openapi, source};
+use crate::{log, TestkitError};
+
+/// The Kubernetes release the kit builds: what Debian 12 packages as
+/// `1.20.5+really1.20.2`.
+pub(crate) const KUBERNETES_VERSION: &str = "1.20.2";
+
+/// The variable naming a `kube-apiserver` binary to use instead of building one.
+const BINARY_OVERRIDE: &str = "TENURE_KUBE_APISERVER";
+
+/// What to do when a build step fails.
+pub(super) const BUILD_HINT: &str = "install Debian's golang-go, dpkg-dev and \
+     golang-github-modern-go-reflect2-dev packages (scripts/deps.sh does) and make the Debian \
+     archive of /etc/apt/sources.list.d reachable (its deb-src side is used); or set \
+     TENURE_KUBE_APISERVER to a kube-apiserver 1.20 binary";
+
+/// How long a test binary waits for another one to finish building: the
+/// build takes about three minutes on two cores, on a loaded machine longer.
+const BUILD_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// The `kube-apiserver` 1.20.2 binary, building it on the first call.
+///
+/// The binary is built from Debian 12's `kubernetes` source package (1.20.2)
+/// with Debian's Go in GOPATH mode, without the network beyond the Debian
+/// archive: about three minutes and 1.7 GB of memory on two cores, once per
+/// cargo target directory. It lands in `<target dir>/kubernetes-1.20.2/bin`,
+/// beside the source tree it was built from (`src/k8s.io/kubernetes`, a
+/// GOPATH: Go programs vendoring client-go can be built against it). The
+/// target directory is `CARGO_TARGET_DIR` when absolute, else the ancestor
+/// of the running test binary that holds cargo's `CACHEDIR.TAG`, else the
+/// workspace's `target`. Concurrent test binaries take turns on a lock file,
+/// and the build happens in `kubernetes-1.20.2.partial`, renamed into place
+/// only when complete, so an interrupted build is never mistaken for one.
+///
+/// With `TENURE_KUBE_APISERVER` set, that binary is used as is.
+///
+/// # Errors
+/// When a build step fails: an error naming the step, with the end of its
+/// output and what to install; the kit never skips a test for it. When
+/// `TENURE_KUBE_APISERVER` names no file, an error naming it.
+pub fn kube_apiserver_binary() -> Result<PathBuf, TestkitError> {
+    // A mutex rather than a OnceLock: a failed build is reported to every
+    // caller and tried again; concurrent first calls build once.
+    static BINARY: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut binary = BINARY.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = binary.as_ref() {
+        return Ok(path.clone());
+    }
+    let path = match env::var_os(BINARY_OVERRIDE) {
+        Some(path) => overridden(Path::new(&path))?,
+        None => build(&target_dir())?,
+    };
+    *binary = Some(path.clone());
+    Ok(path)
+}
+
+/// The binary `TENURE_KUBE_APISERVER` names, if it is a file.
+fn overridden(path: &Path) -> Result<PathBuf, TestkitError> {
+    if path.is_file() {
+        Ok(path.to_owned())
+    } else {
+        Err(TestkitError::io(
+            format!(
+                "{BINARY_OVERRIDE}={} is not a kube-apiserver binary",
+                path.display()
+            ),
+            io::Error::new(io::ErrorKind::NotFound, "no such file"),
+        ))
+    }
+}
+
+/// The built binary in a build directory.
+fn binary_in(dir: &Path) -> PathBuf {
+    dir.join("bin").join("kube-apiserver")
+}
+
+/// Builds into `<target>/kubernetes-1.20.2` unless that is there already.
+fn build(target: &Path) -> Result<PathBuf, TestkitError> {
+    let done = target.join(format!("kubernetes-{KUBERNETES_VERSION}"));
+    if binary_in(&done).is_file() {
+        return Ok(binary_in(&done));
+    }
+    fs::create_dir_all(target)
+        .map_err(|e| TestkitError::io(format!("cannot create {}", target.display()), e))?;
+    let _lock = lock(&target.join(format!("kubernetes-{KUBERNETES_VERSION}.lock")))?;
+    // Another test binary may have built it while this one waited.
+    if binary_in(&done).is_file() {
+        return Ok(binary_in(&done));
+    }
+    // Holding the lock, nobody else builds here: what is left is from a
+    // builder that was killed, and goes.
+    let staging = target.join(format!("kubernetes-{KUBERNETES_VERSION}.partial"));
+    for stale in [&staging, &done] {
+        if stale.exists() {
+            fs::remove_dir_all(stale)
+                .map_err(|e| TestkitError::io(format!("cannot remove {}", stale.display()), e))?;
+        }
+    }
+    let steps = Steps::new(&staging)?;
+    let tree = source::fetch(&steps)?;
+    let go = Go::new(&staging);
+    let openapi_gen = staging.join("bin").join("openapi-gen");
+    steps.run(
+        "go build openapi-gen",
+        go.build(
+            &tree,
+            &openapi_gen,
+            &[],
+            "k8s.io/kubernetes/vendor/k8s.io/kube-openapi/cmd/openapi-gen",
+        ),
+    )?;
+    openapi::generate(&steps, &go, &tree, &openapi_gen)?;
+    // `notest` leaves out test-only code paths, `selinux` is what the
+    // release build sets; the -X flags make `/version` say 1.20.2 (a client
+    // may check it), -s -w drop 40 MB of symbols.
+    let flags = [
+        "-tags=selinux,notest".to_owned(),
+        format!("-ldflags=-s -w {}", version_flags()),
+    ];
+    steps.run(
+        "go build kube-apiserver",
+        go.build(
+            &tree,
+            &binary_in(&staging),
+            &flags,
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+        ),
+    )?;
+    // The build cache (about 1 GB) and the downloads are not needed any more;
+    // the source tree stays for Go peers that vendor client-go.
+    for leftover in ["gocache", "download", "apt"] {
+        let _ = fs::remove_dir_all(staging.join(leftover));
+    }
+    // Only a complete build ever has the final name.
+    fs::rename(&staging, &done).map_err(|e| {
+        TestkitError::io(
+            format!("cannot rename {} to {}", staging.display(), done.display()),
+            e,
+        )
+    })?;
+    Ok(binary_in(&done))
+}
+
+/// The linker flags that set the version the apiserver reports, as
+/// Kubernetes' `hack/lib/version.sh` does.
+fn version_flags() -> String {
+    let (major, minor) = ("1", "20");
+    let values = [
+        ("gitVersion", format!("v{KUBERNETES_VERSION}")),
+        ("gitMajor", major.to_owned()),
+        ("gitMinor", minor.to_owned()),
+        ("gitTreeState", "clean".to_owned()),
+    ];
+    let mut flags = Vec::new();
+    for package in ["client-go/pkg/version", "component-base/version"] {
+        for (key, value) in &values {
+            flags.push(format!(
+                "-X k8s.io/kubernetes/vendor/k8s.io/{package}.{key}={value}"
+            ));
+        }
+    }
+    flags.join(" ")
+}
+
+/// The build's staging directory and its log, where every step appends what
+/// it prints.
+pub(super) struct Steps {
+    staging: PathBuf,
+    log: PathBuf,
+}
+
+impl Steps {
+    fn new(staging: &Path) -> Result<Self, TestkitError> {
+        fs::create_dir_all(staging.join("bin"))
+            .map_err(|e| TestkitError::io(format!("cannot create {}", staging.display()), e))?;
+        Ok(Self {
+            staging: staging.to_owned(),
+            log: staging.join("build.log"),
+        })
+    }
+
+    /// The directory being built.
+    pub(super) fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Runs `command`, the build step `step`, with its output appended to the
+    /// build log; a failure names the step and says what to install.
+    pub(super) fn run(&self, step: &str, mut command: Command) -> Result<(), TestkitError> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| TestkitError::io(format!("cannot open {}", self.log.display()), e))?;
+        let stderr = log
+            .try_clone()
+            .map_err(|e| TestkitError::io("cannot duplicate a log handle", e))?;
+        let from = log::len(&self.log);
+        let status = command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .status()
+            .map_err(|e| {
+                let what = if e.kind() == io::ErrorKind::NotFound {
+                    format!("{program} is not installed")
+                } else {
+                    format!("cannot run {program}")
+                };
+                self.failed(step, io::Error::new(e.kind(), format!("{what}: {e}")))
+            })?;
+        if status.success() {
+            return Ok(());
+        }
+        let output = log::since(&self.log, from);
+        let tail: String = {
+            let lines: Vec<&str> = output.lines().collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        };
+        Err(self.failed(
+            step,
+            io::Error::other(format!(
+                "{program} exited with {status}; its output ends with (all of it in {}):\n{tail}",
+                self.log.display()
+            )),
+        ))
+    }
+
+    /// The error of build step `step`.
+    pub(super) fn failed(&self, step: &str, source: io::Error) -> TestkitError {
+        TestkitError::io(
+            format!(
+                "cannot build kube-apiserver {KUBERNETES_VERSION}: step `{step}` failed \
+                 ({BUILD_HINT})"
+            ),
+            source,
+        )
+    }
+}
+
+/// Debian's Go in GOPATH mode, with the GOPATH and build cache in the
+/// staging directory and nothing from the user's Go configuration.
+pub(super) struct Go {
+    gopath: PathBuf,
+    cache: PathBuf,
+}
+
+impl Go {
+    fn new(staging: &Path) -> Self {
+        Self {
+            gopath: staging.to_owned(),
+            cache: staging.join("gocache"),
+        }
+    }
+
+    /// `program` in `tree` with the Go environment set.
+    pub(super) fn command(&self, program: impl AsRef<std::ffi::OsStr>, tree: &Path) -> Command {
+        let mut command = Command::new(program);
+        command.current_dir(tree);
+        for name in [
+            "GOFLAGS",
+            "GOOS",
+            "GOARCH",
+            "GOROOT",
+            "GOBIN",
+            "GOTOOLCHAIN",
+        ] {
+            command.env_remove(name);
+        }
+        command
+            .env("GOPATH", &self.gopath)
+            .env("GOCACHE", &self.cache)
+            // GOPATH mode, everything from `vendor`: the module proxy may
+            // be unreachable, and 1.20's go.mod predates today's Go.
+            .env("GO111MODULE", "off")
+            .env("GOPROXY", "off")
+            .env("GOENV", "off")
+            // A static binary, no C toolchain needed.
+            .env("CGO_ENABLED", "0");
+        command
+    }
+
+    /// `go build` of `package` in `tree` into `output`, with `flags`.
+    fn build(&self, tree: &Path, output: &Path, flags: &[String], package: &str) -> Command {
+        let mut command = self.command("go", tree);
+        command
+            .arg("build")
+            .arg("-o")
+            .arg(output)
+            .args(flags)
+            .arg(package);
+        command
+    }
+}
+
+/// cargo's target directory, found from where the test binary runs (as
+/// Flink's installer finds it).
+fn target_dir() -> PathBuf {
+    // A relative CARGO_TARGET_DIR is relative to where cargo was invoked,
+    // which the test binary does not know; the binary's own path tells.
+    if let Some(dir) = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        if dir.is_absolute() {
+            return dir;
+        }
+    }
+    if let Ok(exe) = env::current_exe() {
+        if let Some(dir) = exe
+            .ancestors()
+            .skip(1)
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        {
+            return dir.to_owned();
+        }
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(manifest)
+        .join("target")
+}
+
+/// Takes the build lock: an exclusive `flock` on `path`, which the kernel
+/// releases when the holder exits, however it exits.
+fn lock(path: &Path) -> Result<File, TestkitError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| TestkitError::io(format!("cannot open {}", path.display()), e))?;
+    let deadline = Instant::now() + BUILD_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(200));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(TestkitError::Timeout {
+                    waiting_for: format!(
+                        "another test binary to build kube-apiserver {KUBERNETES_VERSION} \
+                         (it holds {})",
+                        path.display()
+                    ),
+                    after: BUILD_WAIT,
+                    log_tail: String::new(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(TestkitError::io(
+                    format!("cannot lock {}", path.display()),
+                    e,
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_without_a_file_is_refused_with_its_name() {
+        let err = overridden(Path::new("/nonexistent/kube-apiserver")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("TENURE_KUBE_APISERVER=/nonexistent/kube-apiserver"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_version_flags_name_the_vendored_packages() {
+        let flags = version_flags();
+        assert!(
+            flags.contains(
+                "-X k8s.io/kubernetes/vendor/k8s.io/component-base/version.gitVersion=v1.20.2"
+            ),
+            "{flags}"
+        );
+    }
+}
