@@ -17,7 +17,10 @@ Blocks until this process leads, prints the term (one line, the number alone;
 with --fence a second line holds the fence token for `tenure put --fence`) and holds leadership until SIGTERM or SIGINT, until standard input closes (when
 it is a pipe, socket or terminal; /dev/null and files are not watched), or until
 `tenure resign` asks; then resigns and exits 0. If leadership is lost meanwhile,
-it says why on standard error and exits 75.
+it says why on standard error and exits 75. The term is printed as soon as the
+grant is known; the holder record (`tenure status`) and the watch for resign
+requests are set up right after, and a resign request made in between is
+still honoured.
 
 Example:
   coproc tenure campaign --backend local:///tmp/t --election jobs
@@ -53,21 +56,26 @@ pub(crate) async fn campaign(args: CampaignArgs) -> Result<u8> {
             () = &mut stdin_closed => return Ok(exit::LEADERSHIP_LOST),
         };
         let term = leadership.term();
-        if let Err(e) = holder::publish(&leadership, name, &id, candidate.address.as_deref()).await
-        {
-            tracing::warn!(error = %e, "cannot publish the holder record");
-        }
-        let resign_requested = holder::resign_requested(&backend, name, term).await?;
         let fence = match args.fence {
             true => Some(Fence::new(&candidate.backend.backend, leadership.grant())?.encode()),
             false => None,
         };
+        // Act first: the caller learns of the grant before any bookkeeping.
         {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{term}")
                 .and_then(|()| fence.map_or(Ok(()), |fence| writeln!(out, "{fence}")))
                 .and_then(|()| out.flush());
         }
+        // Then the holder record and the resign-request watch, together and
+        // beside the loss and signal handling below.
+        let resign_requested = holder::bookkeeping(
+            &leadership,
+            &backend,
+            name,
+            &id,
+            candidate.address.as_deref(),
+        );
         tokio::select! {
             reason = leadership.lost() => {
                 eprintln!("tenure: leadership of {name} (term {term}) lost: {reason}");

@@ -107,6 +107,37 @@ pub(crate) async fn request_resign(backend: &DynBackend, election: &str, term: u
 /// Resolves when someone asks the holder of `election` with `term` to resign
 /// (see [`request_resign`]). If the watch fails, it never resolves: a resign
 /// request is a courtesy, not part of the safety of leadership.
+/// The bookkeeping after a grant, done after the leader has acted: publishes
+/// the holder record and watches for a resign request, both at once.
+/// Resolves when a resign request for this term arrives (one made before the
+/// watch existed included: the watch is opened before the key is read).
+/// Failures are logged and do not end leadership (the loss is watched
+/// elsewhere); without a watch, the future never resolves.
+pub(crate) async fn bookkeeping(
+    leadership: &Leadership,
+    backend: &DynBackend,
+    election: &str,
+    id: &str,
+    address: Option<&str>,
+) {
+    let (published, requested) = tokio::join!(
+        publish(leadership, election, id, address),
+        resign_requested(backend, election, leadership.term()),
+    );
+    if let Err(e) = published {
+        // Lost already, or the backend is unreachable: the loss is handled
+        // where leadership is watched.
+        tracing::warn!(error = %e, "cannot publish the holder record");
+    }
+    match requested {
+        Ok(requested) => requested.await,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for resign requests");
+            std::future::pending().await
+        }
+    }
+}
+
 pub(crate) async fn resign_requested(
     backend: &DynBackend,
     election: &str,

@@ -37,6 +37,10 @@ The command gets, in its environment:
                      from a process that was paused through its successor's grant
   TENURE_BACKEND     the backend URL (--backend), for `tenure put` and `get`
 
+The command starts as soon as the grant is known; the holder record (`tenure
+status`) and the watch for `tenure resign` requests are set up beside it (a
+request made in between is still honoured).
+
 When leadership is lost (session lost or suspended, candidate removed, renew
 deadline near), the command's process group gets SIGTERM at once and SIGKILL
 after --grace — but never later than the renew deadline, before which no other
@@ -106,13 +110,6 @@ async fn supervise(
             }
         };
         let term = leadership.term();
-        if let Err(e) =
-            holder::publish(&leadership, name, id, args.candidate.address.as_deref()).await
-        {
-            // Lost already, or the backend is unreachable: the loss is handled below.
-            tracing::warn!(error = %e, "cannot publish the holder record");
-        }
-        let mut resign_requested = holder::resign_requested(backend, name, term).await?;
         let env = [
             ("TENURE_TERM", term.to_string()),
             ("TENURE_SESSION_ID", leadership.session_id().to_string()),
@@ -142,6 +139,15 @@ async fn supervise(
             }
         };
         tracing::info!(pid = child.pid(), term, "command started");
+        // The command runs first; the holder record and the resign-request
+        // watch are set up beside it.
+        let mut resign_requested = std::pin::pin!(holder::bookkeeping(
+            &leadership,
+            backend,
+            name,
+            id,
+            args.candidate.address.as_deref(),
+        ));
         let leash = child.leash();
         let mut pets = std::pin::pin!(pet_while_leading(&leash, backend, session));
         let mut petting = true;

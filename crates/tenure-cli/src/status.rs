@@ -19,7 +19,9 @@ Columns: KIND (election or component), NAME, LEADER (the candidate id; for a
 component, its leader session id), TERM, SINCE (when the leadership began, known
 for leaders started by `tenure run` or `tenure campaign`), CANDIDATES (leader
 included), ADDRESS. A component whose published leader no longer leads shows no
-leader.
+leader. SINCE and ADDRESS come from the holder's record, which `tenure run` and
+`tenure campaign` publish just after they act on a grant: for a few
+milliseconds after a handover they may still be missing.
 
 Example:
   tenure status --backend local:///var/lib/tenure nightly reports --cluster prod";

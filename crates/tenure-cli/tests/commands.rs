@@ -68,6 +68,34 @@ fn resign_asks_a_campaign_to_step_down() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("nobody leads jobs"));
 }
 
+/// The term is printed before the resign-request watch exists: a request
+/// made the moment the term appears is still honoured (the watch is opened
+/// before the request key is read), every time.
+#[test]
+fn a_resign_request_made_as_soon_as_the_term_is_printed_is_honoured() {
+    let dir = TempDir::new("resign-race");
+    let backend = dir.backend();
+    let mut last = 0;
+    for round in 0..8 {
+        let id = format!("r{round}");
+        let (mut holder, _stdin, term) = campaign(&dir, &id, &[]);
+        assert!(term > last);
+        last = term;
+        let out = output(&["resign", "--backend", &backend, "--election", "jobs"]);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            holder.wait().code(),
+            Some(0),
+            "round {round}: {}",
+            holder.stderr()
+        );
+    }
+}
+
 #[test]
 fn observe_prints_one_json_line_per_change() {
     let dir = TempDir::new("observe");
@@ -133,10 +161,12 @@ fn status_shows_leader_term_since_and_candidates() {
         ],
         Stdio::piped(),
     );
-    let rows = await_until("two candidates", || {
+    // The holder record is published after the term is printed (the leader
+    // acts first): it appears shortly after.
+    let rows = await_until("two candidates and a's holder record", || {
         let out = output(&["status", "--backend", &backend, "--json", "jobs", "idle"]);
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        (rows[0]["candidates"] == 2).then_some(rows)
+        (rows[0]["candidates"] == 2 && rows[0]["address"] == "a.example:1").then_some(rows)
     });
     assert_eq!(rows[0]["kind"], "election");
     assert_eq!(rows[0]["leader"], "a");
