@@ -5,14 +5,28 @@ use std::time::Duration;
 use tenure::{DynBackend, Election, ElectionFactory, ElectionOptions, Error, Result};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-/// Connects to `url`, with the session TTL set to `ttl` when given (for backends
-/// whose sessions have one; others reject the option with a clear error).
+/// Connects to `url`, with the session TTL set to `ttl` when given: etcd's
+/// lease `ttl`, ZooKeeper's `session_timeout`; a backend whose sessions have
+/// no TTL refuses the flag, naming it.
 pub(crate) async fn connect(url: &str, ttl: Option<Duration>) -> Result<DynBackend> {
     let url = match ttl {
         None => url.to_owned(),
         Some(ttl) => {
+            let option = match tenure::BackendUrl::parse(url)?.scheme() {
+                "etcd" => "ttl",
+                "zk" => "session_timeout",
+                other => {
+                    return Err(Error::invalid(
+                        "--ttl",
+                        &format!("{}ms", ttl.as_millis()),
+                        format!(
+                            "the {other} backend's sessions have no TTL (etcd's and ZooKeeper's do); drop --ttl"
+                        ),
+                    ))
+                }
+            };
             let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}ttl={}ms", ttl.as_millis())
+            format!("{url}{separator}{option}={}ms", ttl.as_millis())
         }
     };
     let backend = tenure::connect(&url).await?;

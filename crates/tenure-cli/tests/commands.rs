@@ -285,7 +285,7 @@ fn bad_input_gets_a_clear_error_and_exit_code_64() {
                 "--",
                 "true",
             ][..],
-            "not an option of the local backend",
+            "the local backend's sessions have no TTL",
         ),
         (
             &[

@@ -59,3 +59,31 @@ fn an_unknown_scheme_is_bad_input_and_lists_all_four() {
         "{stderr}"
     );
 }
+
+/// `--ttl` is a flag, not a URL option: on ZooKeeper it sets the session
+/// timeout, on etcd the lease TTL; either way an unreachable server is
+/// "unavailable" (69), never bad input (64).
+#[test]
+fn ttl_maps_to_each_backends_session_option() {
+    for url in [
+        format!("zk://{NO_SERVER}/x?connect_timeout=1s"),
+        format!("etcd://{NO_SERVER}/x"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args([
+                "campaign",
+                "--backend",
+                &url,
+                "--election",
+                "e",
+                "--ttl",
+                "2s",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("the tenure binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(69), "{url}: {stderr}");
+        assert!(!stderr.contains("ttl"), "{url}: {stderr}");
+    }
+}
