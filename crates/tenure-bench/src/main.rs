@@ -8,6 +8,10 @@
 //! cargo run --release -p tenure-bench -- compare OLD_DIR NEW_DIR
 //! ```
 //!
+//! `--only` runs one part: `memory`, `local`, `etcd`, `zookeeper` (each with
+//! its peers), `watchdog` (the frozen supervisor) or `flink` (real Flink
+//! JobManagers killed, the standby seen by tenure's and Flink's retrieval).
+//!
 //! Cross-process times are taken from the system clock of one host, read by
 //! both processes (the event's process stamps it; the cause's stamps its own).
 
@@ -16,6 +20,7 @@ use std::process::ExitCode;
 mod compare;
 mod contender;
 mod fanout;
+mod flink;
 mod heap;
 mod local;
 mod memory;
@@ -29,7 +34,7 @@ mod watchdog;
 mod writes;
 
 const USAGE: &str = "usage:
-  tenure-bench all [--quick] [--only memory|local|etcd|zookeeper|peers|watchdog] [--out FILE] [--results DIR]
+  tenure-bench all [--quick] [--only memory|local|etcd|zookeeper|peers|watchdog|flink] [--out FILE] [--results DIR]
   tenure-bench compare OLD_RESULTS_DIR NEW_RESULTS_DIR
   tenure-bench peer-smoke etcdctl|curator|kazoo";
 

@@ -27,6 +27,8 @@ pub(crate) struct Plan {
     pub(crate) watches: usize,
     /// Trials per backend and command kind of the frozen-supervisor scenario.
     pub(crate) watchdog: usize,
+    /// Kills of a leading Flink JobManager.
+    pub(crate) flink: usize,
 }
 
 impl Plan {
@@ -45,6 +47,7 @@ impl Plan {
                 changes: 5,
                 watches: 100,
                 watchdog: 5,
+                flink: 2,
             }
         } else {
             Plan {
@@ -60,6 +63,7 @@ impl Plan {
                 changes: 20,
                 watches: 400,
                 watchdog: 20,
+                flink: 5,
             }
         }
     }

@@ -11,6 +11,7 @@ pub(crate) const SCENARIOS: &[(&str, &str)] = &[
     ("handover", "Graceful handover: the leader resigns → the next candidate is granted"),
     ("crash", "Crash failover: the leader process is killed (SIGKILL) → the next candidate is granted"),
     ("paused", "Paused leader: the leader process is stopped (SIGSTOP); its renew deadline against the successor's grant"),
+    ("flink", "Flink failover: the leading Apache Flink JobManager is killed (SIGKILL) → the standby is seen by retrieval"),
     ("watchdog", "Frozen supervisor: the watchdog stops the command by the renew deadline"),
     ("many", "Many elections on one session"),
     ("writes", "Fenced writes against unfenced writes of the same size"),

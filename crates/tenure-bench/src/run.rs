@@ -80,7 +80,7 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
 
     // The set-up step: servers and peers are installed here if missing
     // (the servers by the script the tests use, the peers by `peers::setup`).
-    if wanted("etcd") || wanted("zookeeper") || wanted("watchdog") {
+    if wanted("etcd") || wanted("zookeeper") || wanted("watchdog") || wanted("flink") {
         install_servers()?;
     }
     let peer_status = if wanted("etcd") || wanted("zookeeper") {
@@ -300,6 +300,9 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
 
     if wanted("watchdog") {
         crate::watchdog::run(&mut report, &plan).await?;
+    }
+    if wanted("flink") {
+        crate::flink::run(&mut report, &plan).await?;
     }
 
     let took = started.elapsed();
