@@ -107,6 +107,8 @@ enum Command {
 struct BackendArgs {
     /// Backend URL (required): local:///DIR (processes on one host, no server),
     /// memory: (this process only), etcd://HOST:PORT,…/PREFIX, zk://HOST:PORT,…/CHROOT.
+    /// On etcd the PREFIX is taken as written, without a leading slash: election
+    /// E of etcd://HOST/peers is the one `etcdctl elect peers/E` joins.
     #[arg(long, env = "TENURE_BACKEND", value_name = "URL", value_parser = parse_url)]
     backend: String,
 }
