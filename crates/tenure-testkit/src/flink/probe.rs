@@ -2,20 +2,14 @@
 //! of its own, reporting every notification.
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use super::compile::compiled;
 use super::{config, install, FlinkComponent, FlinkLeader, FlinkOptions};
-use crate::log;
-use crate::process;
 use crate::temp::TempDir;
 use crate::zookeeper::java;
+use crate::zookeeper::program::{LineProgram, Transcript};
 use crate::{TestkitError, READY_TIMEOUT};
 
 /// `org.apache.flink.runtime.util.ZooKeeperUtils.createLeaderRetrievalService`
@@ -49,23 +43,13 @@ use crate::{TestkitError, READY_TIMEOUT};
 /// ```
 pub struct FlinkRetrievalProbe {
     component: FlinkComponent,
-    child: Mutex<Child>,
-    /// Held open: the program halts when it closes.
-    _stdin: Option<ChildStdin>,
-    output: Arc<Output>,
-    /// The program's stderr: Flink's and Curator's log.
-    log: PathBuf,
-    /// Dropped last, after `Drop` has killed the process writing into it.
+    /// Its stderr goes to `probe.log`: Flink's and Curator's log.
+    program: LineProgram<Lines>,
+    /// Dropped last, after `program` has killed the process writing into it.
     _dir: TempDir,
 }
 
-/// What the program printed, filled by a reader thread.
-#[derive(Debug, Default)]
-struct Output {
-    lines: Mutex<Lines>,
-    changed: Condvar,
-}
-
+/// What the program printed.
 #[derive(Debug, Default)]
 struct Lines {
     ready: bool,
@@ -75,8 +59,6 @@ struct Lines {
     consumed: usize,
     /// Other lines (`ERROR …`), for error messages.
     other: Vec<String>,
-    /// stdout is closed: the program exited.
-    closed: bool,
 }
 
 impl FlinkRetrievalProbe {
@@ -99,13 +81,8 @@ impl FlinkRetrievalProbe {
         let dir = TempDir::new("flink-probe")?;
         let log4j = dir.path().join("log4j2.properties");
         config::write(&log4j, config::STDERR_LOG4J)?;
-        let log = dir.path().join("probe.log");
-        let stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| TestkitError::io(format!("cannot open {}", log.display()), e))?;
-        let mut child = java::java(&classpath, "256m")
+        let mut command = java::java(&classpath, "256m");
+        command
             .arg(format!(
                 "-Dlog4j.configurationFile=file:{}",
                 log4j.display()
@@ -116,31 +93,19 @@ impl FlinkRetrievalProbe {
             .arg(&options.cluster_id)
             .arg(component.node())
             .arg(options.session_timeout_ms.to_string())
-            .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| TestkitError::spawn("java", e))?;
+            .current_dir(dir.path());
+        let label = format!("FlinkRetrievalProbe {}", component.node());
+        let log = dir.path().join("probe.log");
         // The log4j file's path, in the directory, is on the command line.
-        process::watchdog(child.id(), &log4j);
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stdin = child.stdin.take();
-        let output = Arc::new(Output::default());
-        let reader = Arc::clone(&output);
-        thread::Builder::new()
-            .name(format!("flink-probe-{}", component.node()))
-            .spawn(move || read_lines(stdout, &reader))
-            .map_err(|e| TestkitError::io("cannot start a reader thread", e))?;
+        let program = LineProgram::spawn(&mut command, "java", label, log, &log4j)?;
         let probe = Self {
             component,
-            child: Mutex::new(child),
-            _stdin: stdin,
-            output,
-            log,
+            program,
             _dir: dir,
         };
-        probe.wait(READY_TIMEOUT, "to start", |lines| lines.ready.then_some(()))?;
+        probe
+            .program
+            .wait(READY_TIMEOUT, "to start", |lines| lines.ready.then_some(()))?;
         Ok(probe)
     }
 
@@ -154,11 +119,12 @@ impl FlinkRetrievalProbe {
         &self,
         timeout: Duration,
     ) -> Result<Option<FlinkLeader>, TestkitError> {
-        self.wait(timeout, "to report a leader change", |lines| {
-            let next = lines.notifications.get(lines.consumed).cloned()?;
-            lines.consumed += 1;
-            Some(next)
-        })
+        self.program
+            .wait(timeout, "to report a leader change", |lines| {
+                let next = lines.notifications.get(lines.consumed).cloned()?;
+                lines.consumed += 1;
+                Some(next)
+            })
     }
 
     /// Skips notifications until one names a leader for which `wanted`
@@ -168,20 +134,21 @@ impl FlinkRetrievalProbe {
         timeout: Duration,
         mut wanted: impl FnMut(&FlinkLeader) -> bool,
     ) -> Result<FlinkLeader, TestkitError> {
-        self.wait(timeout, "to report the expected leader", |lines| {
-            while let Some(next) = lines.notifications.get(lines.consumed).cloned() {
-                lines.consumed += 1;
-                if let Some(leader) = next.filter(&mut wanted) {
-                    return Some(leader);
+        self.program
+            .wait(timeout, "to report the expected leader", |lines| {
+                while let Some(next) = lines.notifications.get(lines.consumed).cloned() {
+                    lines.consumed += 1;
+                    if let Some(leader) = next.filter(&mut wanted) {
+                        return Some(leader);
+                    }
                 }
-            }
-            None
-        })
+                None
+            })
     }
 
     /// Every notification so far, in order, returned or not.
     pub fn notifications(&self) -> Vec<Option<FlinkLeader>> {
-        self.output.lock().notifications.clone()
+        self.program.read(|lines| lines.notifications.clone())
     }
 
     /// The component it watches.
@@ -191,99 +158,17 @@ impl FlinkRetrievalProbe {
 
     /// The process id of the program.
     pub fn pid(&self) -> u32 {
-        self.lock_child().id()
+        self.program.pid()
     }
 
     /// Kills the program (SIGKILL). Killing it again does nothing.
     pub fn kill(&self) {
-        let mut child = self.lock_child();
-        let _ = child.kill();
-        let _ = child.wait();
+        self.program.kill();
     }
 
     /// The program's stderr: Flink's and Curator's log.
     pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
-    /// Waits until `check` finds what it looks for in the output, failing
-    /// early if the program exits.
-    fn wait<T>(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut check: impl FnMut(&mut Lines) -> Option<T>,
-    ) -> Result<T, TestkitError> {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.output.lock();
-        loop {
-            if let Some(found) = check(&mut lines) {
-                return Ok(found);
-            }
-            if lines.closed {
-                drop(lines);
-                return Err(self.exited());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let printed = format!("{:?} {:?}", lines.notifications, lines.other);
-                drop(lines);
-                return Err(TestkitError::Timeout {
-                    waiting_for: format!("{} {what} (it printed: {printed})", self.label()),
-                    after: timeout,
-                    log_tail: log::tail(&self.log, &self.label()),
-                });
-            }
-            lines = self.output.wait(lines, deadline - now);
-        }
-    }
-
-    /// The error for a program whose stdout closed, with its exit status.
-    fn exited(&self) -> TestkitError {
-        let label = self.label();
-        let mut child = self.lock_child();
-        // stdout closes as the process exits; reaping may take a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                Ok(None) => {
-                    break Err(std::io::Error::other("its stdout closed but it still runs"))
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        drop(child);
-        match status {
-            Ok(status) => TestkitError::Exited {
-                log_tail: format!(
-                    "{}\n(stdout: {:?})",
-                    log::tail(&self.log, &label),
-                    self.output.lock().other
-                ),
-                process: label,
-                status,
-            },
-            Err(e) => TestkitError::io(format!("cannot check on {label}"), e),
-        }
-    }
-
-    fn label(&self) -> String {
-        format!("FlinkRetrievalProbe {}", self.component.node())
-    }
-
-    /// The process. A test that panicked while holding the lock must not
-    /// stop `Drop` from killing it, hence no poisoning.
-    fn lock_child(&self) -> MutexGuard<'_, Child> {
-        self.child.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for FlinkRetrievalProbe {
-    /// Kills the program; its directory goes after (field drop).
-    fn drop(&mut self) {
-        self.kill();
+        self.program.log_path()
     }
 }
 
@@ -293,39 +178,29 @@ impl fmt::Debug for FlinkRetrievalProbe {
             .field("component", &self.component)
             .field("pid", &self.pid())
             .field("notifications", &self.notifications())
-            .field("log", &self.log)
+            .field("log", &self.log_path())
             .finish_non_exhaustive()
     }
 }
 
-impl Output {
-    fn lock(&self) -> MutexGuard<'_, Lines> {
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wait<'a>(&self, lines: MutexGuard<'a, Lines>, timeout: Duration) -> MutexGuard<'a, Lines> {
-        self.changed
-            .wait_timeout(lines, timeout)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-    }
-}
-
-/// Files the program's lines: `READY`, `LEADER <address> <session>`,
-/// `LEADER - -`, anything else (`ERROR …`) kept for error messages.
-fn read_lines(stdout: impl Read, output: &Output) {
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        let mut lines = output.lock();
-        match parse(line.trim()) {
-            Line::Ready => lines.ready = true,
-            Line::Leader(leader) => lines.notifications.push(leader),
-            Line::Other(other) => lines.other.push(other.to_owned()),
+impl Transcript for Lines {
+    /// Files `READY`, `LEADER <address> <session>` and `LEADER - -`; anything
+    /// else (`ERROR …`) is kept for error messages.
+    fn file(&mut self, line: &str) {
+        match parse(line) {
+            Line::Ready => self.ready = true,
+            Line::Leader(leader) => self.notifications.push(leader),
+            Line::Other(other) => self.other.push(other.to_owned()),
         }
-        output.changed.notify_all();
     }
-    output.lock().closed = true;
-    output.changed.notify_all();
+
+    fn printed(&self) -> String {
+        format!("{:?} {:?}", self.notifications, self.other)
+    }
+
+    fn exit_note(&self) -> Option<String> {
+        Some(format!("(stdout: {:?})", self.other))
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

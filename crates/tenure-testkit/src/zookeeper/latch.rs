@@ -3,16 +3,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use super::java;
-use crate::log;
+use super::program::{LineProgram, Transcript};
 use crate::process::{self, Signal};
 use crate::temp::TempDir;
 use crate::{TestkitError, READY_TIMEOUT};
@@ -53,22 +50,14 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 /// ```
 pub struct CuratorLatch {
     participant_id: String,
-    child: Mutex<Child>,
-    stdin: Mutex<Option<ChildStdin>>,
-    output: Arc<Output>,
-    /// The program's stderr: Curator's warnings and connection state changes.
-    log: PathBuf,
-    /// Dropped last, after `Drop` has killed the process writing into it.
+    /// Its stderr goes to `latch.log`: connection state changes and Curator's
+    /// warnings.
+    program: LineProgram<Lines>,
+    /// Dropped last, after `program` has killed the process writing into it.
     _dir: TempDir,
 }
 
-/// What the program printed, filled by a reader thread.
-#[derive(Debug, Default)]
-struct Output {
-    lines: Mutex<Lines>,
-    changed: Condvar,
-}
-
+/// What the program printed.
 #[derive(Debug, Default)]
 struct Lines {
     /// Every state change line, in order.
@@ -77,8 +66,6 @@ struct Lines {
     consumed: usize,
     /// Answers to `status` not yet read.
     statuses: VecDeque<bool>,
-    /// stdout is closed: the program exited.
-    closed: bool,
 }
 
 impl CuratorLatch {
@@ -110,12 +97,8 @@ impl CuratorLatch {
         let classpath = java::curator_classpath(Some(&compiled()?))?;
         let dir = TempDir::new("curator-latch")?;
         let log = dir.path().join("latch.log");
-        let stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| TestkitError::io(format!("cannot open {}", log.display()), e))?;
-        let mut child = java::java(&classpath, "128m")
+        let mut command = java::java(&classpath, "128m");
+        command
             // Unused by the program: it puts the directory on the command line,
             // where the watchdog looks for it.
             .arg(format!("-Dtenure.testkit.log={}", log.display()))
@@ -127,27 +110,12 @@ impl CuratorLatch {
             // Curator's connection timeout: how long an operation waits for a
             // connection before its retry policy takes over.
             .arg(session_timeout_ms.to_string())
-            .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| TestkitError::spawn("java", e))?;
-        process::watchdog(child.id(), &log);
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stdin = child.stdin.take();
-        let output = Arc::new(Output::default());
-        let reader = Arc::clone(&output);
-        thread::Builder::new()
-            .name(format!("curator-latch-{participant_id}"))
-            .spawn(move || read_lines(stdout, &reader))
-            .map_err(|e| TestkitError::io("cannot start a reader thread", e))?;
+            .current_dir(dir.path());
+        let label = format!("CuratorLatch {participant_id:?}");
+        let program = LineProgram::spawn(&mut command, "java", label, log.clone(), &log)?;
         let latch = Self {
             participant_id: participant_id.to_owned(),
-            child: Mutex::new(child),
-            stdin: Mutex::new(stdin),
-            output,
-            log,
+            program,
             _dir: dir,
         };
         latch.wait_for("READY", READY_TIMEOUT)?;
@@ -160,62 +128,24 @@ impl CuratorLatch {
     /// matched (`start` has matched `READY`). Fails at once if the program
     /// exits first.
     pub fn wait_for(&self, line: &str, timeout: Duration) -> Result<(), TestkitError> {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.output.lock();
-        loop {
-            if let Some(at) = lines.events[lines.consumed..]
-                .iter()
-                .position(|event| event == line)
-            {
+        self.program
+            .wait(timeout, &format!("to print {line}"), |lines| {
+                let at = lines.events[lines.consumed..]
+                    .iter()
+                    .position(|event| event == line)?;
                 lines.consumed += at + 1;
-                return Ok(());
-            }
-            if lines.closed {
-                drop(lines);
-                return Err(self.exited());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let printed = lines.events.join(" ");
-                drop(lines);
-                return Err(TestkitError::Timeout {
-                    waiting_for: format!(
-                        "CuratorLatch {:?} to print {line} (it printed: {printed})",
-                        self.participant_id
-                    ),
-                    after: timeout,
-                    log_tail: self.log_tail(),
-                });
-            }
-            lines = self.output.wait(lines, deadline - now);
-        }
+                Some(())
+            })
     }
 
     /// Whether the latch holds leadership now, by Curator's own account
     /// (`LeaderLatch.hasLeadership()`).
     pub fn has_leadership(&self) -> Result<bool, TestkitError> {
-        self.send("status")?;
-        let deadline = Instant::now() + STATUS_TIMEOUT;
-        let mut lines = self.output.lock();
-        loop {
-            if let Some(leader) = lines.statuses.pop_front() {
-                return Ok(leader);
-            }
-            if lines.closed {
-                drop(lines);
-                return Err(self.exited());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                drop(lines);
-                return Err(TestkitError::Timeout {
-                    waiting_for: format!("CuratorLatch {:?} to answer status", self.participant_id),
-                    after: STATUS_TIMEOUT,
-                    log_tail: self.log_tail(),
-                });
-            }
-            lines = self.output.wait(lines, deadline - now);
-        }
+        self.program.send("status")?;
+        self.program
+            .wait(STATUS_TIMEOUT, "to answer status", |lines| {
+                lines.statuses.pop_front()
+            })
     }
 
     /// Closes the latch gracefully — Curator deletes its node and, since it
@@ -224,38 +154,15 @@ impl CuratorLatch {
     /// [`READY_TIMEOUT`]) for the program to exit successfully. The printed
     /// lines stay readable with [`wait_for`](Self::wait_for).
     pub fn close(&self) -> Result<(), TestkitError> {
-        self.send("close")?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let exited = self
-                .lock_child()
-                .try_wait()
-                .map_err(|e| TestkitError::io("cannot check on the CuratorLatch program", e))?;
-            match exited {
-                Some(status) if status.success() => return Ok(()),
-                Some(_) => return Err(self.exited()),
-                None if Instant::now() >= deadline => {
-                    return Err(TestkitError::Timeout {
-                        waiting_for: format!(
-                            "CuratorLatch {:?} to close and exit",
-                            self.participant_id
-                        ),
-                        after: READY_TIMEOUT,
-                        log_tail: self.log_tail(),
-                    })
-                }
-                None => thread::sleep(Duration::from_millis(10)),
-            }
-        }
+        self.program.send("close")?;
+        self.program
+            .wait_for_exit(READY_TIMEOUT, "to close and exit")
     }
 
     /// Kills the program with SIGKILL, like a crashed process: its session and
     /// node stay until the session expires. Killing it again does nothing.
     pub fn kill(&self) {
-        let mut child = self.lock_child();
-        // SIGKILL also ends a stopped process.
-        let _ = child.kill();
-        let _ = child.wait();
+        self.program.kill();
     }
 
     /// Freezes the program with SIGSTOP: it neither heartbeats nor notices
@@ -264,26 +171,21 @@ impl CuratorLatch {
     /// # Panics
     /// If it is no longer running.
     pub fn pause(&self) {
-        let mut child = self.lock_child();
         assert!(
-            matches!(child.try_wait(), Ok(None)),
+            self.program.signal(Signal::Stop),
             "cannot pause CuratorLatch {:?}: it is not running",
             self.participant_id
         );
-        process::signal(child.id(), Signal::Stop);
     }
 
     /// Lets a paused program run again (SIGCONT).
     pub fn resume(&self) {
-        let mut child = self.lock_child();
-        if matches!(child.try_wait(), Ok(None)) {
-            process::signal(child.id(), Signal::Cont);
-        }
+        self.program.signal(Signal::Cont);
     }
 
     /// The process id of the program.
     pub fn pid(&self) -> u32 {
-        self.lock_child().id()
+        self.program.pid()
     }
 
     /// The participant id, which is also the data of the latch's node.
@@ -293,86 +195,12 @@ impl CuratorLatch {
 
     /// Every state change line the program has printed so far, in order.
     pub fn lines(&self) -> Vec<String> {
-        self.output.lock().events.clone()
+        self.program.read(|lines| lines.events.clone())
     }
 
     /// The program's stderr: connection state changes and Curator's warnings.
     pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
-    fn send(&self, command: &str) -> Result<(), TestkitError> {
-        let mut stdin = self.stdin.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(pipe) = stdin.as_mut() else {
-            return Err(self.exited());
-        };
-        let sent = pipe
-            .write_all(format!("{command}\n").as_bytes())
-            .and_then(|()| pipe.flush());
-        match sent {
-            Ok(()) => Ok(()),
-            // The program is gone; say how it ended rather than "broken pipe".
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                *stdin = None;
-                drop(stdin);
-                Err(self.exited())
-            }
-            Err(e) => Err(TestkitError::io(
-                format!(
-                    "cannot send {command} to CuratorLatch {:?}",
-                    self.participant_id
-                ),
-                e,
-            )),
-        }
-    }
-
-    /// The error for a program that has exited (or is about to: its stdout is
-    /// closed), with its status once it is reaped.
-    fn exited(&self) -> TestkitError {
-        let status = {
-            let mut child = self.lock_child();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Ok(status),
-                    Ok(None) if Instant::now() < deadline => {
-                        thread::sleep(Duration::from_millis(10));
-                    }
-                    Ok(None) => break Err(io::Error::other("its stdout closed but it still runs")),
-                    Err(e) => break Err(e),
-                }
-            }
-        };
-        let process = format!("CuratorLatch {:?}", self.participant_id);
-        match status {
-            Ok(status) => TestkitError::Exited {
-                process,
-                status,
-                log_tail: self.log_tail(),
-            },
-            Err(e) => TestkitError::io(format!("cannot check on {process}"), e),
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        log::tail(
-            &self.log,
-            &format!("CuratorLatch {:?}", self.participant_id),
-        )
-    }
-
-    /// The process. A test that panicked while holding the lock must not stop
-    /// `Drop` from killing it, hence no poisoning.
-    fn lock_child(&self) -> MutexGuard<'_, Child> {
-        self.child.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for CuratorLatch {
-    /// Kills the program; its directory goes after (field drop).
-    fn drop(&mut self) {
-        self.kill();
+        self.program.log_path()
     }
 }
 
@@ -382,39 +210,25 @@ impl fmt::Debug for CuratorLatch {
             .field("participant_id", &self.participant_id)
             .field("pid", &self.pid())
             .field("lines", &self.lines())
-            .field("log", &self.log)
+            .field("log", &self.log_path())
             .finish_non_exhaustive()
     }
 }
 
-impl Output {
-    fn lock(&self) -> MutexGuard<'_, Lines> {
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wait<'a>(&self, lines: MutexGuard<'a, Lines>, timeout: Duration) -> MutexGuard<'a, Lines> {
-        self.changed
-            .wait_timeout(lines, timeout)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-    }
-}
-
-/// Files the program's lines: `STATUS …` answers apart from state changes, so
-/// a state change printed while `status` is asked cannot pass for its answer.
-fn read_lines(stdout: impl io::Read, output: &Output) {
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        let mut lines = output.lock();
-        match line.trim() {
-            "STATUS LEADER" => lines.statuses.push_back(true),
-            "STATUS NOT_LEADER" => lines.statuses.push_back(false),
-            event => lines.events.push(event.to_owned()),
+impl Transcript for Lines {
+    /// Files `STATUS …` answers apart from state changes, so a state change
+    /// printed while `status` is asked cannot pass for its answer.
+    fn file(&mut self, line: &str) {
+        match line {
+            "STATUS LEADER" => self.statuses.push_back(true),
+            "STATUS NOT_LEADER" => self.statuses.push_back(false),
+            event => self.events.push(event.to_owned()),
         }
-        output.changed.notify_all();
     }
-    output.lock().closed = true;
-    output.changed.notify_all();
+
+    fn printed(&self) -> String {
+        self.events.join(" ")
+    }
 }
 
 /// The directory with the compiled program, compiling it on the first call.

@@ -7,6 +7,7 @@ pub mod java;
 mod kind;
 mod latch;
 mod options;
+pub(crate) mod program;
 
 pub use cluster::ZkCluster;
 pub use four_letter::ZkMode;
