@@ -123,6 +123,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+mod cache;
 mod error;
 mod etcd;
 mod flink;

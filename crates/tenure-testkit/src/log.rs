@@ -1,12 +1,26 @@
 //! Reading the logs of the processes the kit starts: servers and Curator
 //! participants append stdout and stderr to one file each.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// How much of a log an error quotes.
 const LOG_TAIL_BYTES: u64 = 3_000;
+
+/// Two handles appending to the log at `path` (created if missing): one for
+/// a process's stdout, one for its stderr.
+pub(crate) fn appender(path: &Path) -> Result<(File, File), crate::TestkitError> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| crate::TestkitError::io(format!("cannot open {}", path.display()), e))?;
+    let stderr = log
+        .try_clone()
+        .map_err(|e| crate::TestkitError::io("cannot duplicate a log handle", e))?;
+    Ok((log, stderr))
+}
 
 /// The current length of the log, to read only what a later run writes.
 pub(crate) fn len(path: &Path) -> u64 {

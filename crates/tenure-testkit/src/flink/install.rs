@@ -3,14 +3,14 @@
 //! by every test binary of the workspace.
 
 use std::env;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::cache::{lock, target_dir};
 use crate::process;
 use crate::TestkitError;
 
@@ -111,32 +111,6 @@ pub(crate) fn classpath(lib: &Path, first: Option<&Path>) -> Result<String, Test
     Ok(entries.join(":"))
 }
 
-/// cargo's target directory, found from where the test binary runs.
-fn target_dir() -> PathBuf {
-    // A relative CARGO_TARGET_DIR is relative to where cargo was invoked,
-    // which the test binary does not know; the binary's own path tells.
-    if let Some(dir) = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
-        if dir.is_absolute() {
-            return dir;
-        }
-    }
-    if let Ok(exe) = env::current_exe() {
-        if let Some(dir) = exe
-            .ancestors()
-            .skip(1)
-            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        {
-            return dir.to_owned();
-        }
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .find(|dir| dir.join("Cargo.lock").is_file())
-        .unwrap_or(manifest)
-        .join("target")
-}
-
 /// `dir` if it holds Flink 2.3's jars and `bash-java-utils.jar` beside them.
 fn checked_lib(dir: &Path) -> Result<PathBuf, TestkitError> {
     for jar in [flink_dist(dir), bash_java_utils(dir)] {
@@ -175,7 +149,11 @@ fn install(cache: &Path) -> Result<PathBuf, TestkitError> {
     }
     fs::create_dir_all(cache)
         .map_err(|e| TestkitError::io(format!("cannot create {}", cache.display()), e))?;
-    let _lock = lock(&cache.join("install.lock"))?;
+    let _lock = lock(
+        &cache.join("install.lock"),
+        INSTALL_WAIT,
+        &format!("installing {WHEEL}"),
+    )?;
     // Another test binary may have installed it while this one waited.
     if let Some(lib) = installed_lib(&venv) {
         return Ok(lib);
@@ -241,42 +219,6 @@ fn install_error(source: io::Error) -> TestkitError {
         format!("cannot install Flink {FLINK_VERSION} ({WHEEL}): {INSTALL_HINT}"),
         source,
     )
-}
-
-/// Takes the install lock: an exclusive `flock` on `path`, which the kernel
-/// releases when the holder exits, however it exits.
-fn lock(path: &Path) -> Result<File, TestkitError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| TestkitError::io(format!("cannot open {}", path.display()), e))?;
-    let deadline = Instant::now() + INSTALL_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(200));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(TestkitError::Timeout {
-                    waiting_for: format!(
-                        "another test binary to install {WHEEL} (it holds {})",
-                        path.display()
-                    ),
-                    after: INSTALL_WAIT,
-                    log_tail: String::new(),
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(TestkitError::io(
-                    format!("cannot lock {}", path.display()),
-                    e,
-                ))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

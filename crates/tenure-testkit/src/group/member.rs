@@ -1,7 +1,6 @@
 //! [`Member`]: where one member of a group lives, how its process is
 //! spawned, and its log.
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -43,14 +42,7 @@ impl<P> Member<P> {
         mut command: Command,
         program: &'static str,
     ) -> Result<Child, TestkitError> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| TestkitError::io(format!("cannot open {}", self.log.display()), e))?;
-        let stderr = log
-            .try_clone()
-            .map_err(|e| TestkitError::io("cannot duplicate a log handle", e))?;
+        let (log, stderr) = crate::log::appender(&self.log)?;
         let child = command
             .stdin(Stdio::null())
             .stdout(log)

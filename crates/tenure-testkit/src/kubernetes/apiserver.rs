@@ -1,7 +1,6 @@
 //! [`KubeApiserver`]: a real kube-apiserver 1.20 with an etcd of its own.
 
 use std::fmt;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -321,14 +320,7 @@ impl KubeApiserver {
     /// Starts the process, with its output appended to the log and a
     /// watchdog that kills it should the test process die first.
     fn launch(&self) -> Result<(), TestkitError> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| TestkitError::io(format!("cannot open {}", self.log.display()), e))?;
-        let stderr = log
-            .try_clone()
-            .map_err(|e| TestkitError::io("cannot duplicate a log handle", e))?;
+        let (log, stderr) = crate::log::appender(&self.log)?;
         let child = self
             .command()
             .stdin(Stdio::null())

@@ -6,15 +6,15 @@
 //! everything comes from its `vendor` directory.
 
 use std::env;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{openapi, source};
+use crate::cache::{lock, target_dir};
 use crate::{log, TestkitError};
 
 /// The Kubernetes release the kit builds: what Debian 12 packages as
@@ -98,7 +98,11 @@ fn build(target: &Path) -> Result<PathBuf, TestkitError> {
     }
     fs::create_dir_all(target)
         .map_err(|e| TestkitError::io(format!("cannot create {}", target.display()), e))?;
-    let _lock = lock(&target.join(format!("kubernetes-{KUBERNETES_VERSION}.lock")))?;
+    let _lock = lock(
+        &target.join(format!("kubernetes-{KUBERNETES_VERSION}.lock")),
+        BUILD_WAIT,
+        &format!("building kube-apiserver {KUBERNETES_VERSION}"),
+    )?;
     // Another test binary may have built it while this one waited.
     if binary_in(&done).is_file() {
         return Ok(binary_in(&done));
@@ -204,14 +208,7 @@ impl Steps {
     /// build log; a failure names the step and says what to install.
     pub(super) fn run(&self, step: &str, mut command: Command) -> Result<(), TestkitError> {
         let program = command.get_program().to_string_lossy().into_owned();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| TestkitError::io(format!("cannot open {}", self.log.display()), e))?;
-        let stderr = log
-            .try_clone()
-            .map_err(|e| TestkitError::io("cannot duplicate a log handle", e))?;
+        let (log, stderr) = crate::log::appender(&self.log)?;
         let from = log::len(&self.log);
         let status = command
             .stdin(Stdio::null())
@@ -307,70 +304,6 @@ impl Go {
             .args(flags)
             .arg(package);
         command
-    }
-}
-
-/// cargo's target directory, found from where the test binary runs (as
-/// Flink's installer finds it).
-fn target_dir() -> PathBuf {
-    // A relative CARGO_TARGET_DIR is relative to where cargo was invoked,
-    // which the test binary does not know; the binary's own path tells.
-    if let Some(dir) = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
-        if dir.is_absolute() {
-            return dir;
-        }
-    }
-    if let Ok(exe) = env::current_exe() {
-        if let Some(dir) = exe
-            .ancestors()
-            .skip(1)
-            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        {
-            return dir.to_owned();
-        }
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .find(|dir| dir.join("Cargo.lock").is_file())
-        .unwrap_or(manifest)
-        .join("target")
-}
-
-/// Takes the build lock: an exclusive `flock` on `path`, which the kernel
-/// releases when the holder exits, however it exits.
-fn lock(path: &Path) -> Result<File, TestkitError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| TestkitError::io(format!("cannot open {}", path.display()), e))?;
-    let deadline = Instant::now() + BUILD_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(200));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(TestkitError::Timeout {
-                    waiting_for: format!(
-                        "another test binary to build kube-apiserver {KUBERNETES_VERSION} \
-                         (it holds {})",
-                        path.display()
-                    ),
-                    after: BUILD_WAIT,
-                    log_tail: String::new(),
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(TestkitError::io(
-                    format!("cannot lock {}", path.display()),
-                    e,
-                ))
-            }
-        }
     }
 }
 
