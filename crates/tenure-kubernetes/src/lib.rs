@@ -38,6 +38,8 @@ mod api;
 mod client;
 #[allow(dead_code)]
 mod error;
+#[allow(dead_code)]
+mod lease;
 
 #[cfg(test)]
 mod apiserver_tests;
