@@ -11,11 +11,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tenure::{Condition, DynBackend, ElectionFactory, Error, Guard, Path};
 
-use crate::history::{Event, Outcome, Recorder, Stored};
+use crate::history::{Event, Recorder, Stored};
+use crate::record::{outcome_of, record_grant, OP_TIMEOUT};
 use crate::rng::Rng;
-
-/// How long one operation may take before its outcome counts as unknown.
-pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a client process is told on its command line.
 #[derive(Clone, Debug)]
@@ -216,46 +214,4 @@ async fn lead(
         let _ = tokio::time::timeout(OP_TIMEOUT, watcher).await;
         tokio::time::sleep(Duration::from_millis(rng.range(0, 200))).await;
     }
-}
-
-/// How an operation that ran under [`OP_TIMEOUT`] ended, and the error's text.
-pub(crate) fn outcome_of<T>(
-    result: Result<tenure::Result<T>, tokio::time::error::Elapsed>,
-) -> (Outcome, Option<String>) {
-    match result {
-        Ok(Ok(_)) => (Outcome::Ok, None),
-        Ok(Err(e @ Error::Fenced { .. })) => (Outcome::Fenced, Some(e.to_string())),
-        Ok(Err(
-            e @ (Error::LeadershipLost { .. }
-            | Error::NotLeader { .. }
-            | Error::VersionMismatch { .. }
-            | Error::AlreadyExists { .. }),
-        )) => (Outcome::Refused, Some(e.to_string())),
-        Ok(Err(e)) => (Outcome::Unknown, Some(e.to_string())),
-        Err(_) => (Outcome::Unknown, Some("timed out".to_owned())),
-    }
-}
-
-/// Records the grant of `leadership` of `election`, and its loss when the
-/// signal fires (the returned task ends then).
-pub(crate) fn record_grant(
-    recorder: &Recorder,
-    election: &str,
-    leadership: &tenure::Leadership,
-) -> tokio::task::JoinHandle<()> {
-    let term = leadership.term();
-    recorder.record(Event::Grant {
-        election: election.to_owned(),
-        term,
-    });
-    let (leadership, recorder, election) =
-        (leadership.clone(), recorder.clone(), election.to_owned());
-    tokio::spawn(async move {
-        let reason = leadership.lost().await;
-        recorder.record(Event::Loss {
-            election,
-            term,
-            reason: format!("{reason:?}"),
-        });
-    })
 }

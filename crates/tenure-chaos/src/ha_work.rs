@@ -14,7 +14,7 @@ use tenure::{DynBackend, Error, LeaderContender};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::client::{outcome_of, record_grant, OP_TIMEOUT};
+use crate::record::{outcome_of, record_grant, OP_TIMEOUT};
 use crate::history::{Event, Recorder};
 use crate::rng::Rng;
 

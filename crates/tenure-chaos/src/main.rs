@@ -2,7 +2,7 @@
 //! over the recorded history. See RELIABILITY.md.
 //!
 //! ```text
-//! tenure-chaos run --backend memory|local|etcd|zookeeper [--seed N] [--faults N]
+//! tenure-chaos run --backend memory|local|etcd|zookeeper|zookeeper-flink [--seed N] [--faults N]
 //!     [--duration 60s] [--clients 4] [--retrievers 2] [--elections 2]
 //!     [--ttl 2s] [--kinds a,b] [--unsafe-skip-fence] [--dir DIR] [--json]
 //! tenure-chaos check DIR [--json]      check a recorded history again
@@ -18,6 +18,7 @@ mod client;
 mod ha_work;
 mod history;
 mod proxy;
+mod record;
 mod report;
 mod rng;
 mod servers;
@@ -33,7 +34,7 @@ use servers::BackendKind;
 const OVERLAP_MARGIN: Duration = Duration::from_millis(250);
 
 const USAGE: &str =
-    "usage: tenure-chaos run --backend memory|local|etcd|zookeeper [--seed N] [--faults N] \
+    "usage: tenure-chaos run --backend memory|local|etcd|zookeeper|zookeeper-flink [--seed N] [--faults N] \
 [--duration 60s] [--clients 4] [--retrievers 2] [--elections 2] [--ttl 2s] [--kinds a,b] \
 [--unsafe-skip-fence] [--dir DIR] [--json]\n       tenure-chaos check DIR [--json]\n       tenure-chaos table SUMMARY.json...";
 
@@ -95,7 +96,7 @@ fn duration(args: &[String], name: &str, default: Duration) -> Result<Duration, 
 async fn run(args: &[String]) -> Result<ExitCode, String> {
     let backend = flag(args, "--backend").ok_or("--backend is required")?;
     let kind = BackendKind::parse(&backend)
-        .ok_or_else(|| format!("unknown backend {backend:?}: memory, local, etcd or zookeeper"))?;
+        .ok_or_else(|| format!("unknown backend {backend:?}: memory, local, etcd, zookeeper or zookeeper-flink"))?;
     let seed = match flag(args, "--seed") {
         Some(_) => number(args, "--seed", 0)?,
         None => history::now_ns() % 1_000_000,

@@ -20,6 +20,8 @@ pub(crate) enum BackendKind {
     Local,
     Etcd,
     ZooKeeper,
+    /// ZooKeeper with clients in Apache Flink's layout (`layout=flink`).
+    ZooKeeperFlink,
 }
 
 impl BackendKind {
@@ -29,6 +31,7 @@ impl BackendKind {
             "local" => Some(Self::Local),
             "etcd" => Some(Self::Etcd),
             "zookeeper" | "zk" => Some(Self::ZooKeeper),
+            "zookeeper-flink" => Some(Self::ZooKeeperFlink),
             _ => None,
         }
     }
@@ -39,6 +42,7 @@ impl BackendKind {
             Self::Local => "local",
             Self::Etcd => "etcd",
             Self::ZooKeeper => "zookeeper",
+            Self::ZooKeeperFlink => "zookeeper-flink",
         }
     }
 }
@@ -83,7 +87,7 @@ impl Servers {
                 let cluster = EtcdCluster::start(options).map_err(|e| e.to_string())?;
                 Servers::Etcd(Arc::new(cluster), proxies)
             }
-            BackendKind::ZooKeeper => {
+            BackendKind::ZooKeeper | BackendKind::ZooKeeperFlink => {
                 let options = ZkOptions {
                     servers: 3,
                     peer_route: Some(route),
@@ -151,6 +155,9 @@ impl Servers {
             BackendKind::ZooKeeper => {
                 format!("zk://{hosts}/chaos?session_timeout={ms}ms&connect_timeout=2s")
             }
+            BackendKind::ZooKeeperFlink => format!(
+                "zk://{hosts}/chaos?session_timeout={ms}ms&connect_timeout=2s&layout=flink"
+            ),
         }
     }
 

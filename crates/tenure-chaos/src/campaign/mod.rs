@@ -69,7 +69,7 @@ pub(crate) fn applies(scope: &str, backend: BackendKind) -> bool {
         BackendKind::Memory => 'm',
         BackendKind::Local => 'l',
         BackendKind::Etcd => 'e',
-        BackendKind::ZooKeeper => 'z',
+        BackendKind::ZooKeeper | BackendKind::ZooKeeperFlink => 'z',
     };
     scope.contains(letter)
 }

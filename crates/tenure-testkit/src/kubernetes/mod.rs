@@ -11,6 +11,7 @@ mod build;
 mod curl;
 mod openapi;
 mod source;
+mod steps;
 
 pub use apiserver::KubeApiserver;
 pub use build::kube_apiserver_binary;

@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::build::{Go, Steps};
+use super::steps::{Go, Steps};
 use crate::TestkitError;
 
 /// The packages whose OpenAPI definitions go into other files than the

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::build::{Steps, KUBERNETES_VERSION};
+use super::steps::{Steps, KUBERNETES_VERSION};
 use crate::TestkitError;
 
 /// Where Debian's `golang-github-modern-go-reflect2-dev` installs reflect2
