@@ -14,8 +14,8 @@ use tenure::{DynBackend, Error, LeaderContender};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::record::{outcome_of, record_grant, OP_TIMEOUT};
 use crate::history::{Event, Recorder};
+use crate::record::{outcome_of, record_grant, OP_TIMEOUT};
 use crate::rng::Rng;
 
 /// The election's name in the history.

@@ -95,8 +95,9 @@ fn duration(args: &[String], name: &str, default: Duration) -> Result<Duration, 
 
 async fn run(args: &[String]) -> Result<ExitCode, String> {
     let backend = flag(args, "--backend").ok_or("--backend is required")?;
-    let kind = BackendKind::parse(&backend)
-        .ok_or_else(|| format!("unknown backend {backend:?}: memory, local, etcd, zookeeper or zookeeper-flink"))?;
+    let kind = BackendKind::parse(&backend).ok_or_else(|| {
+        format!("unknown backend {backend:?}: memory, local, etcd, zookeeper or zookeeper-flink")
+    })?;
     let seed = match flag(args, "--seed") {
         Some(_) => number(args, "--seed", 0)?,
         None => history::now_ns() % 1_000_000,

@@ -155,9 +155,9 @@ impl Servers {
             BackendKind::ZooKeeper => {
                 format!("zk://{hosts}/chaos?session_timeout={ms}ms&connect_timeout=2s")
             }
-            BackendKind::ZooKeeperFlink => format!(
-                "zk://{hosts}/chaos?session_timeout={ms}ms&connect_timeout=2s&layout=flink"
-            ),
+            BackendKind::ZooKeeperFlink => {
+                format!("zk://{hosts}/chaos?session_timeout={ms}ms&connect_timeout=2s&layout=flink")
+            }
         }
     }
 
