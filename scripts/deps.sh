@@ -16,6 +16,8 @@
 #   golang-github-modern-go-reflect2-dev
 #                             reflect2 1.0.2, replacing the vendored 1.0.1 that breaks
 #                             with Go >= 1.18
+#   golang-etcd-server-dev    etcd 3.4's Go client sources, for tenure-bench's Go
+#                             concurrency.Election peer (built in GOPATH mode)
 set -euo pipefail
 
 need=()
@@ -34,6 +36,8 @@ command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)
 [ -f /usr/share/gocode/src/github.com/modern-go/reflect2/unsafe_link.go ] ||
     need+=(golang-github-modern-go-reflect2-dev)
+[ -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3/concurrency ] ||
+    need+=(golang-etcd-server-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "scripts/deps.sh: installing ${need[*]}" >&2

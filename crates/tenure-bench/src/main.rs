@@ -36,7 +36,7 @@ mod writes;
 const USAGE: &str = "usage:
   tenure-bench all [--quick] [--only memory|local|etcd|zookeeper|peers|watchdog|flink] [--out FILE] [--results DIR]
   tenure-bench compare OLD_RESULTS_DIR NEW_RESULTS_DIR
-  tenure-bench peer-smoke etcdctl|curator|kazoo";
+  tenure-bench peer-smoke etcdctl|curator|kazoo|go";
 
 #[global_allocator]
 static ALLOCATOR: heap::Counting = heap::Counting;

@@ -188,11 +188,11 @@ impl Report {
     pub(crate) fn add(&mut self, row: Row) {
         match (&row.unavailable, row.stat(Stat::Median)) {
             (Some(why), _) => println!(
-                "{:<22} {:<14} {:<10} {}: not measured: {why}",
+                "{:<23} {:<14} {:<10} {}: not measured: {why}",
                 row.implementation, row.backend, row.scenario, row.measure
             ),
             (None, Some(median)) => println!(
-                "{:<22} {:<14} {:<10} {}: n={} median {} p99 {} {}{}",
+                "{:<23} {:<14} {:<10} {}: n={} median {} p99 {} {}{}",
                 row.implementation,
                 row.backend,
                 row.scenario,

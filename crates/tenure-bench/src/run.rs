@@ -21,9 +21,9 @@ pub(crate) struct Options {
 
 /// The short TTL / session timeout of the crash and pause scenarios.
 const SHORT: Duration = Duration::from_secs(2);
-/// `etcdctl elect`'s session TTL (etcd's concurrency package default), which
-/// it has no flag to change.
-const ETCDCTL_TTL: Duration = Duration::from_secs(60);
+/// The default session TTL of etcd's concurrency package: `etcdctl elect`'s,
+/// which it has no flag to change, and Go's `concurrency.NewSession`'s.
+const CONCURRENCY_TTL: Duration = Duration::from_secs(60);
 /// tenure's default for etcd's lease TTL and ZooKeeper's session timeout.
 const DEFAULT: Duration = Duration::from_secs(10);
 
@@ -131,8 +131,8 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
         let peer = Subject {
             implementation: "etcdctl elect".into(),
             backend: "etcd".into(),
-            short: ETCDCTL_TTL,
-            default: ETCDCTL_TTL,
+            short: CONCURRENCY_TTL,
+            default: CONCURRENCY_TTL,
             targeted: false,
             spawn: {
                 let endpoints = endpoints.clone();
@@ -180,6 +180,14 @@ pub(crate) async fn all(options: Options) -> Result<(), String> {
             "renew deadline",
             "etcdctl elect has no renew deadline: a stopped etcdctl learns of its loss only after it resumes",
         );
+        go_election(
+            &mut report,
+            &plan,
+            &endpoints,
+            &traffic,
+            available(GO_ELECTION),
+        )
+        .await?;
         drop(etcd);
 
         let etcd = EtcdCluster::cluster(3).map_err(|e| e.to_string())?;
@@ -334,6 +342,69 @@ fn install_servers() -> Result<(), String> {
 }
 
 type PeerCommand = fn(&str, &str, Duration) -> Result<tokio::process::Command, String>;
+
+/// The Go peer's name in `peers::setup` and in the report.
+const GO_ELECTION: &str = "Go concurrency.Election";
+
+/// Go's `concurrency.Election` on the etcd server at `endpoints`: what
+/// `etcdctl elect` gets, plus what it cannot do (a short TTL's crash, many
+/// elections on one session). `available` is the peer's set-up outcome.
+async fn go_election(
+    report: &mut Report,
+    plan: &Plan,
+    endpoints: &str,
+    traffic: &Traffic,
+    available: Result<(), String>,
+) -> Result<(), String> {
+    let peer = Subject {
+        implementation: GO_ELECTION.into(),
+        backend: "etcd".into(),
+        short: SHORT,
+        default: CONCURRENCY_TTL,
+        targeted: false,
+        spawn: {
+            let endpoints = endpoints.to_owned();
+            Box::new(move |lease, scope| {
+                let ttl = match lease {
+                    Lease::Short => SHORT,
+                    Lease::Default => CONCURRENCY_TTL,
+                };
+                peers::go_command(&endpoints, &format!("peer/go/{scope}"), ttl)
+            })
+        },
+    };
+    match available {
+        Ok(()) => {
+            scenarios::handover(report, &peer, plan.handovers).await?;
+            scenarios::crash(report, &peer, Lease::Short, plan.crashes).await?;
+            if plan.default_crashes > 0 {
+                // A minute per trial: as few as etcdctl's.
+                scenarios::crash(report, &peer, Lease::Default, plan.default_crashes.min(2))
+                    .await?;
+            }
+            for &n in plan.many {
+                scenarios::many(
+                    report,
+                    &peer,
+                    n,
+                    Some((traffic, "gRPC msg/s")),
+                    plan.settle,
+                    plan.window,
+                )
+                .await?;
+            }
+        }
+        Err(why) => report.unavailable("handover", GO_ELECTION, "etcd", "all scenarios", why),
+    }
+    report.unavailable(
+        "paused",
+        GO_ELECTION,
+        "etcd",
+        "renew deadline",
+        "Go's Election has no renew deadline: a stopped leader learns of its loss only after it resumes",
+    );
+    Ok(())
+}
 
 /// tenure's contender processes on `label` at `url` (`etcd://…/bench` or
 /// `zk://…/bench`); `short` is the query that asks for the short TTL.

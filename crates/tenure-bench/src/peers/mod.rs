@@ -10,6 +10,9 @@
 //! - Curator's `LeaderLatch` (`java/BenchLatch.java`), compiled and run like
 //!   the test kit's [`CuratorLatch`](tenure_testkit::CuratorLatch).
 //! - kazoo's `Election` (`python/kazoo_contender.py`) under Debian's Python.
+//! - Go's `concurrency.Election` (`go/contender.go`), what Go users embed,
+//!   built from Debian's `golang-go` and `golang-etcd-server-dev` (etcd 3.4's
+//!   client) in GOPATH mode, on a session whose TTL the bench chooses.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -21,10 +24,12 @@ use crate::proc::{nanos, since, Proc};
 
 mod command;
 mod etcdctl;
+mod go;
 
 use command::*;
 use etcdctl::*;
 pub(crate) use etcdctl::{etcdctl_command, etcdctl_contender};
+pub(crate) use go::go_command;
 
 /// The Curator program, compiled on first use.
 const BENCH_LATCH: &str = include_str!("../../java/BenchLatch.java");
@@ -56,7 +61,7 @@ struct Peer {
     packages: &'static [&'static str],
 }
 
-const PEERS: [Peer; 3] = [
+const PEERS: [Peer; 4] = [
     Peer {
         name: "etcdctl elect",
         check: etcdctl_version,
@@ -76,6 +81,11 @@ const PEERS: [Peer; 3] = [
         name: "kazoo Election",
         check: kazoo_version,
         packages: &["python3-kazoo"],
+    },
+    Peer {
+        name: "Go concurrency.Election",
+        check: go::go_version,
+        packages: &["golang-go", "golang-etcd-server-dev"],
     },
 ];
 
@@ -326,14 +336,15 @@ fn python() -> Result<String, String> {
 }
 
 /// A short check of one peer against servers started by the test kit:
-/// `tenure-bench peer-smoke etcdctl|curator|kazoo`.
+/// `tenure-bench peer-smoke etcdctl|curator|kazoo|go`.
 ///
 /// Two contenders take turns (campaign, queue, resign, handover) a few times,
 /// then the leader's process group is killed and the other must take over;
-/// the ZooKeeper peers also acquire and release 100 elections at once. Prints
-/// the handover and failover times.
+/// the peers other than etcdctl also acquire and release 100 elections at
+/// once. Prints the handover and failover times.
 pub(crate) async fn smoke(peer: &str) -> Result<(), String> {
-    /// The session of the ZooKeeper peers; etcdctl's cannot be chosen (60 s).
+    /// The session of the ZooKeeper peers and Go's; etcdctl's cannot be
+    /// chosen (60 s).
     const SESSION: Duration = Duration::from_secs(2);
     const ROUNDS: usize = 5;
     /// A queued candidate's node exists before it watches its predecessor:
@@ -351,6 +362,13 @@ pub(crate) async fn smoke(peer: &str) -> Result<(), String> {
             let command = move || etcdctl_command(&endpoints, "smoke");
             ("etcdctl elect", Box::new(command))
         }
+        "go" => {
+            let etcd = blocking(tenure_testkit::EtcdCluster::single).await?;
+            let endpoints = etcd.endpoints().join(",");
+            _etcd = etcd;
+            let command = move || go_command(&endpoints, "smoke", SESSION);
+            ("Go concurrency.Election", Box::new(command))
+        }
         "curator" | "kazoo" => {
             let zk = blocking(tenure_testkit::ZkCluster::standalone).await?;
             let connect = zk.connect_string();
@@ -363,7 +381,7 @@ pub(crate) async fn smoke(peer: &str) -> Result<(), String> {
                 ("kazoo Election", Box::new(command))
             }
         }
-        _ => return Err(format!("no peer {peer:?}: etcdctl, curator or kazoo")),
+        _ => return Err(format!("no peer {peer:?}: etcdctl, curator, kazoo or go")),
     };
 
     let started = Instant::now();
