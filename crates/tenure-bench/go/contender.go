@@ -76,6 +76,13 @@ func campaign(session *concurrency.Session, prefix, value string, onGrant func()
 	}
 	go func() {
 		err := c.election.Campaign(ctx, value)
+		// etcd pushes back ("too many requests") while its apply lags the
+		// log, as 10,000 campaigns at once make it: wait and ask again, as
+		// a service built on the package would.
+		for err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "too many requests") {
+			time.Sleep(50 * time.Millisecond)
+			err = c.election.Campaign(ctx, value)
+		}
 		c.granted, c.err = err == nil, err
 		close(c.done)
 		if err != nil {
