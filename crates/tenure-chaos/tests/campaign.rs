@@ -162,7 +162,7 @@ fn bad_usage_is_refused_with_a_hint() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("memory, local, etcd or zookeeper"),
+        stderr.contains("memory, local, etcd, zookeeper or zookeeper-flink"),
         "{stderr}"
     );
     let output = Command::new(env!("CARGO_BIN_EXE_tenure-chaos"))
