@@ -140,8 +140,13 @@ func (c *contender) stop() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	// A no-op unless granted.
-	return c.election.Resign(ctx)
+	// A no-op unless granted; pushed back like Campaign, ask again.
+	err := c.election.Resign(ctx)
+	for err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "too many requests") {
+		time.Sleep(50 * time.Millisecond)
+		err = c.election.Resign(ctx)
+	}
+	return err
 }
 
 // stopAll stops contenders concurrently, as tenure resigns its `many`.
