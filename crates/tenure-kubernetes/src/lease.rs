@@ -47,7 +47,7 @@ pub(crate) fn lease_name(election: &Path) -> String {
     let suffix = format!("{:08x}", crc32(name.as_bytes()));
     let room = MAX_NAME - "tenure-".len() - 1 - suffix.len();
     let readable = &readable[..readable.len().min(room)];
-    format!("tenure-{readable}-{suffix}").replace("--", "-")
+    format!("tenure-{readable}-{suffix}")
 }
 
 /// Whether `name` is a valid Kubernetes object name (DNS-1123 subdomain).
